@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Shared recogniser recipe. A corpus's run.sh sets its options and calls this script.
+# Stages (each guarded, idempotent and restartable; --stage N --stop-stage M runs N..M):
+#   0  corpus data preparation (the corpus's own --data-prep command)
+#   1  validate the data directories
+#   2  train (resumes a stopped run from exp/<tag>/last.pt)
+#   3  decode every test set with the final model
+#   4  score and write RESULTS.md
+set -euo pipefail
+stage=0
+stop_stage=100
+data_prep=""               # command that creates data/<set> for every set
+train_config=conf/train.yaml
+train_set=train
+valid_set=dev
+test_sets="test"
+tag=""                     # experiment name; default: the config file's name
+ngpu=0                     # > 1: train with torchrun over that many GPUs
+decode_opts=""             # extra options for "speechtext transcribe"
+results=RESULTS.md
+. "$(dirname "$0")/parse_options.sh"
+
+tag=${tag:-$(basename "${train_config%.*}")}
+exp=exp/$tag
+mkdir -p exp
+log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
+timed() { local s=$1; shift; local t0=$SECONDS; "$@"; echo "stage$s $((SECONDS - t0))" >> "$exp.timing"; }
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+if run_stage 0; then
+  log 0 "data preparation: $data_prep"
+  timed 0 bash -c "$data_prep"
+fi
+
+if run_stage 1; then
+  for set in $train_set $valid_set $test_sets; do
+    log 1 "validating data/$set"
+    speechtext validate-data-dir "data/$set"
+  done
+fi
+
+if run_stage 2; then
+  if [ -f "$exp/final/speechtext.json" ]; then
+    log 2 "$exp/final exists; delete it to train again"
+  else
+    resume=""; [ -f "$exp/last.pt" ] && resume="--resume"
+    launcher="speechtext"
+    [ "$ngpu" -gt 1 ] && launcher="torchrun --standalone --nproc_per_node=$ngpu -m speechtext.cli"
+    log 2 "training $exp ${resume:+(resuming)}"
+    timed 2 $launcher train --config "$train_config" --train-dir "data/$train_set" \
+      --valid-dir "data/$valid_set" --out-dir "$exp" $resume
+  fi
+fi
+
+if run_stage 3; then
+  for set in $test_sets; do
+    dir=$exp/decode_$set
+    mkdir -p "$dir"
+    log 3 "decoding data/$set"
+    timed 3 speechtext transcribe "$exp/final" "data/$set" --format kaldi $decode_opts > "$dir/hyp.txt.tmp"
+    mv "$dir/hyp.txt.tmp" "$dir/hyp.txt"
+  done
+fi
+
+if run_stage 4; then
+  for set in $test_sets; do
+    speechtext score "data/$set/text" "$exp/decode_$set/hyp.txt" --out-dir "$exp/decode_$set"
+  done
+  python3 "$(dirname "$0")/results.py" --exp "$exp" --sets "$test_sets" --out "$results"
+  log 4 "wrote $results"
+fi

@@ -1,0 +1,152 @@
+"""The ``speechtext`` command. Each command parses options and calls one public function."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import fields
+
+import click
+
+from .config import TranscribeOptions
+
+DEFAULTS = TranscribeOptions()
+
+
+def _fail(message: str) -> None:
+    click.echo(f"speechtext: error: {message}", err=True)
+    sys.exit(2)
+
+
+def expand_inputs(inputs: tuple[str, ...]) -> list:
+    """Audio paths, Kaldi ``wav.scp`` files, or data directories -> ``(id, spec)`` pairs / paths."""
+    from .data import read_data_dir, read_table
+
+    out = []
+    for entry in inputs:
+        if os.path.isdir(entry):
+            out += [(u.utt_id, u.audio) for u in read_data_dir(entry, need_text=False, check_files=False)]
+        elif entry.endswith(".scp"):
+            out += [(key, rest) for _, key, rest in read_table(entry)]
+        else:
+            out.append(entry)
+    return out
+
+
+def _write(results, fmt: str) -> None:
+    for r in results:
+        if r.error:
+            click.echo(f"speechtext: skipped {r.id}: {r.error}", err=True)
+            continue
+        if fmt == "json":
+            click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
+        elif fmt == "kaldi":
+            click.echo(f"{r.id} {r.text}".rstrip())
+        else:
+            click.echo(f"{r.source}\t{r.text}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="speechtext")
+def cli() -> None:
+    """speechtext: speech-text cross-modal learning toolkit."""
+
+
+@cli.command()
+@click.argument("model_dir")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "kaldi"]), default="text", show_default=True,
+              help="text: 'path<TAB>transcript'; kaldi: 'utt-id transcript'; json: one object per line.")
+@click.option("--decoder", type=click.Choice(["greedy", "beam"]), default=DEFAULTS.decoder, show_default=True)
+@click.option("--beam", "beam_size", type=int, default=DEFAULTS.beam_size, show_default=True)
+@click.option("--batch-seconds", type=float, default=DEFAULTS.batch_seconds, show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=DEFAULTS.precision, show_default=True)
+@click.option("--max-seconds", type=float, default=DEFAULTS.max_seconds, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--progress/--no-progress", default=False)
+def transcribe(model_dir, inputs, fmt, device, progress, **options) -> None:
+    """Transcribe audio files, wav.scp lists or data directories with MODEL_DIR.
+
+    One line per input; a bad input is reported on stderr and the rest still run (exit status 1).
+    """
+    from . import load_model
+
+    opts = TranscribeOptions(**{f.name: options[f.name] for f in fields(TranscribeOptions) if f.name in options})
+    try:
+        pipeline = load_model(model_dir, device=device)
+        results = pipeline.transcribe(expand_inputs(inputs), opts, progress=progress)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    _write(results, fmt)
+    if any(r.error for r in results):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("ref_text", type=click.Path(exists=True, dir_okay=False))
+@click.argument("hyp_text", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out-dir", default=None, help="Write wer.txt and per_utt.pra (alignments) here.")
+def score(ref_text, hyp_text, out_dir) -> None:
+    """Score a hypothesis Kaldi text file against a reference one (WER, CER, alignments)."""
+    from .score import format_result, score_files
+
+    result = score_files(ref_text, hyp_text, out_dir or os.path.dirname(os.path.abspath(hyp_text)))
+    click.echo(format_result(result))
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--train-dir", required=True)
+@click.option("--valid-dir", required=True)
+@click.option("--out-dir", required=True)
+@click.option("--resume", is_flag=True, help="Continue a stopped run from OUT_DIR/last.pt.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.lr=1e-3.")
+def train(config_path, train_dir, valid_dir, out_dir, resume, sets) -> None:
+    """Train a model; the final (checkpoint-averaged) model lands in OUT_DIR/final."""
+    import yaml
+
+    from .config import ConfigError, load_config
+    from .data import DataDirError
+    from .train import train as run_training
+
+    try:
+        overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in sets)}
+        config = load_config(config_path, overrides)
+        final = run_training(config, train_dir, valid_dir, out_dir, resume=resume)
+    except (ConfigError, DataDirError) as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        _fail(str(exc))
+    if final:
+        click.echo(final)
+
+
+@cli.command("validate-data-dir")
+@click.argument("data_dir")
+@click.option("--no-text", is_flag=True, help="Do not require a text file.")
+def validate_data_dir_cmd(data_dir, no_text) -> None:
+    """Check a Kaldi data directory; lists each problem with file and line."""
+    from .data import validate_data_dir
+
+    problems = validate_data_dir(data_dir, need_text=not no_text)
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{data_dir}: OK")
+
+
+@cli.command("fix-data-dir")
+@click.argument("data_dir")
+def fix_data_dir_cmd(data_dir) -> None:
+    """Sort, de-duplicate and intersect a data directory's files (originals kept in .backup/)."""
+    from .data import fix_data_dir
+
+    for name, count in fix_data_dir(data_dir).items():
+        if count:
+            click.echo(f"{name}: dropped {count} entries")
+    click.echo(f"{data_dir}: fixed")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,158 @@
+"""Configuration dataclasses. YAML files hold plain values only; every object is built in code.
+
+A config file has sections named after the dataclasses below (``model:``, ``train:``, ``data:``);
+unknown keys are errors that name the file and the key, so a typo never passes silently.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad configuration value or file; the message names the file and the key."""
+
+
+@dataclass
+class EncoderConfig:
+    """The wav2vec2-family audio encoder: a size preset, or a pretrained hub id / local directory.
+
+    ``overrides`` are plain ``transformers`` config values applied on top (e.g. ``mask_time_prob``).
+    ``hf_config`` is filled in when a model is saved, so a model directory rebuilds without the hub.
+    """
+
+    preset: str = "tiny"
+    pretrained: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    freeze_feature_encoder: bool = False
+    hf_config: dict[str, Any] | None = None
+
+
+@dataclass
+class ModelConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    heads: list[str] = field(default_factory=lambda: ["ctc"])
+    ctc_dropout: float = 0.1
+
+
+@dataclass
+class DataConfig:
+    """How batches are formed and augmented during training."""
+
+    max_batch_seconds: float = 60.0
+    max_utterance_seconds: float = 30.0
+    bucket_width: float = 0.5
+    speed_perturb: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.1])
+    noise_snr_db: list[float] = field(default_factory=lambda: [15.0, 40.0])
+    noise_prob: float = 0.5
+    gain_db: float = 6.0
+    num_workers: int = 1
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    warmup_steps: int = 500
+    max_steps: int = 0
+    max_epochs: int = 20
+    max_minutes: float = 0.0
+    final_lr_ratio: float = 0.05
+    grad_clip: float = 5.0
+    accum_grad: int = 1
+    amp: str = "auto"
+    seed: int = 1234
+    log_interval: int = 20
+    valid_interval: int = 0
+    save_interval: int = 200
+    keep_checkpoints: int = 5
+    average_best: int = 3
+    num_threads: int = 0
+
+
+@dataclass
+class TranscribeOptions:
+    """Options of :meth:`SpeechTextPipeline.transcribe`; the CLI's defaults come from here."""
+
+    decoder: str = "greedy"  # greedy | beam (CTC prefix beam search)
+    beam_size: int = 8
+    batch_seconds: float = 160.0  # padded audio per batch
+    precision: str = "auto"  # auto (bf16 where the CPU/GPU has native bf16) | fp32 | bf16
+    max_seconds: float = 600.0  # longer inputs are refused with a clear error
+    num_threads: int = 0  # 0: torch's default
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key '{key}'; valid keys: {', '.join(sorted(fields))}")
+        sub = fields[key].type
+        target = {"EncoderConfig": EncoderConfig, "ModelConfig": ModelConfig, "DataConfig": DataConfig,
+                  "TrainConfig": TrainConfig}.get(sub if isinstance(sub, str) else getattr(sub, "__name__", ""))
+        kwargs[key] = _build(target, value, f"{where}.{key}") if target else value
+    try:
+        obj = cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    _check_types(obj, where)
+    return obj
+
+
+def _check_types(obj, where: str) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if dataclasses.is_dataclass(default) or default is None or value is None:
+            continue
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            raise ConfigError(f"{where}.{f.name}: expected a number, got {value!r}")
+        if not numeric and not isinstance(value, type(default)):
+            raise ConfigError(f"{where}.{f.name}: expected {type(default).__name__}, got {value!r}")
+
+
+def config_from_dict(values: dict, where: str = "config") -> Config:
+    return _build(Config, values or {}, where)
+
+
+def load_config(path: str, overrides: dict | None = None) -> Config:
+    """Read a YAML config (safe loader: plain values only) and apply dotted ``overrides``."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror})") from exc
+    for dotted, value in (overrides or {}).items():
+        node = values
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return config_from_dict(values, where=path)
+
+
+def config_to_dict(config) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def save_config(config, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(config_to_dict(config), handle, sort_keys=False)

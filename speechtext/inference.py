@@ -1,0 +1,156 @@
+"""Loading models and transcribing: :func:`load_model` and :meth:`SpeechTextPipeline.transcribe`.
+
+Transcription reads every input's duration first, sorts by length so that batches carry little
+padding, decodes the next batch's audio in a background thread while the model runs, and reports a
+bad input as an error on its own result instead of stopping the batch.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+
+from .audio import SAMPLE_RATE, AudioError, AudioSpec, load_audio, probe_duration
+from .batching import pad_waveforms
+from .checkpoint import build_model, read_model_dir
+from .config import TranscribeOptions
+from .decode import ctc_greedy, ctc_prefix_beam_search
+
+
+@dataclass
+class Transcript:
+    """One input's result: ``text`` is ``None`` and ``error`` says why when the input was bad."""
+
+    id: str
+    source: str
+    text: str | None = None
+    error: str | None = None
+    duration: float | None = None
+    tokens: list[int] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "source": self.source, "text": self.text, "error": self.error, "duration": self.duration}
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+class SpeechTextPipeline:
+    """A loaded model with its tokenizer and config; what :func:`load_model` returns."""
+
+    def __init__(self, model, tokenizer, config, device: str = "cpu", path: str | None = None):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer, self.config, self.path = tokenizer, config, path
+
+    def _autocast(self, precision: str):
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
+        use = precision == "bf16" or (precision == "auto" and bf16_supported(self.device))
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if use else nullcontext()
+
+    def _plan(self, items: list[Transcript], specs: list[AudioSpec], opts: TranscribeOptions) -> list[list[int]]:
+        """Probe durations (bad files fail here, cheaply) and pack the good ones into length-sorted batches."""
+        durations = {}
+        for i, (item, spec) in enumerate(zip(items, specs)):
+            try:
+                durations[i] = probe_duration(spec)
+            except AudioError as exc:
+                item.error = str(exc)
+        order = sorted(durations, key=durations.get, reverse=True)
+        batches, current = [], []
+        for i in order:
+            if current and durations[current[0]] * (len(current) + 1) > opts.batch_seconds:
+                batches.append(current)
+                current = []
+            current.append(i)
+        return batches + ([current] if current else [])
+
+    @staticmethod
+    def _load(indices, items, specs, opts) -> list[tuple[int, object]]:
+        loaded = []
+        for i in indices:
+            try:
+                loaded.append((i, load_audio(specs[i], max_seconds=opts.max_seconds)))
+            except AudioError as exc:
+                items[i].error = str(exc)
+        return loaded
+
+    @torch.inference_mode()
+    def _decode_batch(self, loaded, items, opts: TranscribeOptions) -> None:
+        waveforms, lengths = pad_waveforms([wave for _, wave in loaded])
+        with self._autocast(opts.precision):
+            log_probs, frame_lengths = self.model.ctc_log_probs(waveforms.to(self.device), lengths.to(self.device))
+        blank = self.tokenizer.blank_id
+        if opts.decoder == "greedy":
+            best = ctc_greedy(log_probs, frame_lengths, blank)
+        else:
+            best = [list(ctc_prefix_beam_search(lp[:n], blank, opts.beam_size)[0][0]) for lp, n in zip(log_probs, frame_lengths.tolist())]
+        for (i, wave), ids in zip(loaded, best):
+            items[i].tokens, items[i].text = ids, self.tokenizer.decode(ids)
+            items[i].duration = round(len(wave) / SAMPLE_RATE, 3)
+
+    def transcribe(self, inputs, options: TranscribeOptions | None = None, progress: bool = False, **overrides) -> list[Transcript]:
+        """Transcribe audio files; returns one :class:`Transcript` per input, in input order.
+
+        ``inputs``: paths, :class:`AudioSpec`, or ``(id, path-or-spec)`` pairs. Bad inputs get
+        ``error`` set (naming the file and the problem) and the rest are still transcribed.
+        """
+        opts = options or TranscribeOptions()
+        for key, value in overrides.items():
+            if not hasattr(opts, key):
+                raise TypeError(f"transcribe() got an unknown option {key!r}")
+            setattr(opts, key, value)
+        if opts.decoder not in ("greedy", "beam"):
+            raise ValueError(f"decoder must be 'greedy' or 'beam', not {opts.decoder!r}")
+        if opts.beam_size < 1:
+            raise ValueError(f"beam size must be at least 1, got {opts.beam_size}")
+        if opts.num_threads:
+            torch.set_num_threads(opts.num_threads)
+        items, specs = _normalise_inputs(inputs)
+        batches = self._plan(items, specs, opts)
+        from tqdm import tqdm
+
+        with ThreadPoolExecutor(max_workers=1) as pool, tqdm(total=len(items), disable=not progress, unit="file") as bar:
+            pending = pool.submit(self._load, batches[0], items, specs, opts) if batches else None
+            for k in range(len(batches)):
+                loaded = pending.result()
+                pending = pool.submit(self._load, batches[k + 1], items, specs, opts) if k + 1 < len(batches) else None
+                if loaded:
+                    self._decode_batch(loaded, items, opts)
+                bar.update(len(batches[k]))
+        return items
+
+
+def _normalise_inputs(inputs) -> tuple[list[Transcript], list[AudioSpec]]:
+    items, specs = [], []
+    for entry in inputs:
+        utt_id, spec = entry if isinstance(entry, tuple) else (None, entry)
+        spec = spec if isinstance(spec, AudioSpec) else AudioSpec(str(spec))
+        if utt_id is None:
+            utt_id = os.path.splitext(os.path.basename(spec.source))[0]
+        items.append(Transcript(utt_id, spec.source))
+        specs.append(spec)
+    return items, specs
+
+
+def load_model(path: str, device: str = "cpu") -> SpeechTextPipeline:
+    """Load a speechtext model directory, or import a Hugging Face ``*ForCTC`` checkpoint (local directory
+    or hub id), and return a :class:`SpeechTextPipeline`."""
+    from .checkpoint import META_FILE
+    from .hf_import import import_hf_ctc
+
+    if os.path.isfile(os.path.join(path, META_FILE)):
+        config, tokenizer, weights = read_model_dir(path)
+        model = build_model(config, tokenizer, weights)
+    elif os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
+        raise FileNotFoundError(f"{path}: neither a speechtext model directory nor a Hugging Face checkpoint")
+    else:
+        model, tokenizer, config = import_hf_ctc(path)
+    return SpeechTextPipeline(model, tokenizer, config, device=device, path=path)

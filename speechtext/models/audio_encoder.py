@@ -1,0 +1,111 @@
+"""The wav2vec2-family audio encoder (wav2vec2, HuBERT, WavLM from ``transformers``).
+
+The encoder is the ``transformers`` model itself, so any checkpoint of those families loads into it
+unchanged; the functions here add what speechtext needs around it: size presets, the one function
+that maps sample lengths to frame lengths, and a forward that takes ``(waveforms, lengths)``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, Wav2Vec2Config
+
+from ..config import EncoderConfig
+
+# Sized for a 2-core CPU: 20 ms frames from a 4-layer conv front end whose early layers are narrow
+# (the raw-waveform convolutions dominate CPU time), and pre-LayerNorm transformer blocks, which
+# leave the CTC blank plateau sooner when trained from scratch than post-LN ones.
+PRESETS = {
+    "tiny": dict(
+        hidden_size=192, num_hidden_layers=6, num_attention_heads=4, intermediate_size=768,
+        conv_dim=[64, 128, 192, 192], conv_kernel=[10, 8, 4, 4], conv_stride=[5, 4, 4, 4],
+        feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
+        num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8,
+        hidden_dropout=0.1, attention_dropout=0.1, activation_dropout=0.0, feat_proj_dropout=0.0,
+        final_dropout=0.0, layerdrop=0.0, mask_time_prob=0.05, mask_time_length=5,
+        mask_feature_prob=0.05, mask_feature_length=16,
+    ),
+    # Same shapes as facebook/wav2vec2-base, so its weights fit.
+    "base": dict(mask_time_prob=0.05, layerdrop=0.0),
+}
+
+
+def _hf_config(cfg: EncoderConfig):
+    if cfg.hf_config is not None:
+        values = dict(cfg.hf_config)
+        model_type = values.pop("model_type", "wav2vec2")
+        return AutoConfig.for_model(model_type, **values)
+    if cfg.pretrained:
+        config = AutoConfig.from_pretrained(cfg.pretrained)
+    elif cfg.preset in PRESETS:
+        config = Wav2Vec2Config(**PRESETS[cfg.preset])
+    else:
+        raise ValueError(f"encoder: unknown preset '{cfg.preset}'; choose one of {', '.join(PRESETS)} or set 'pretrained'")
+    for key, value in cfg.overrides.items():
+        if not hasattr(config, key):
+            raise ValueError(f"encoder.overrides: '{key}' is not a {type(config).__name__} setting")
+        setattr(config, key, value)
+    return config
+
+
+def build_audio_encoder(cfg: EncoderConfig) -> nn.Module:
+    """Build the encoder from a preset, a saved ``hf_config``, or ``from_pretrained`` (hub id or directory).
+
+    After this, ``cfg.hf_config`` holds the resolved ``transformers`` config so that a saved model
+    directory rebuilds the same encoder with no hub access.
+    """
+    config = _hf_config(cfg)
+    config._attn_implementation = "sdpa"
+    if cfg.pretrained and cfg.hf_config is None:
+        # Loads weights of a bare encoder or of a *ForCTC / *ForPreTraining checkpoint (prefix stripped).
+        encoder = AutoModel.from_pretrained(cfg.pretrained, config=config)
+    else:
+        encoder = AutoModel.from_config(config)
+    if cfg.freeze_feature_encoder:
+        encoder.freeze_feature_encoder()
+    values = encoder.config.to_dict()
+    for key in ("_name_or_path", "transformers_version", "architectures", "auto_map", "_attn_implementation_autoset"):
+        values.pop(key, None)
+    cfg.hf_config = values
+    return encoder
+
+
+def output_lengths(encoder: nn.Module, lengths: torch.Tensor) -> torch.Tensor:
+    """Frames the encoder produces for inputs of ``lengths`` samples: ``(B,) -> (B,)``. The one place
+    this is computed; everything that pairs frames with lengths calls it."""
+    return encoder._get_feat_extract_output_lengths(lengths).to(torch.long)
+
+
+def frame_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """``(B,)`` lengths -> ``(B, max_len)`` bool mask, True on real (non-padded) positions."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def _features(encoder: nn.Module, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    # GroupNorm in the first conv layer (wav2vec2-base style) normalises over time, so zero padding
+    # would change every frame: such front ends run one utterance at a time at inference.
+    group_norm = getattr(encoder.config, "feat_extract_norm", "layer") == "group"
+    if not group_norm or encoder.training or waveforms.shape[0] == 1:
+        return encoder.feature_extractor(waveforms).transpose(1, 2)
+    parts = [encoder.feature_extractor(w[None, :n]).transpose(1, 2)[0] for w, n in zip(waveforms, lengths.tolist())]
+    return nn.utils.rnn.pad_sequence(parts, batch_first=True)
+
+
+def encode_audio(encoder: nn.Module, waveforms: torch.Tensor, lengths: torch.Tensor):
+    """Run the encoder on padded, normalised waveforms.
+
+    Args:
+        waveforms: ``(B, S)`` float, zero-padded.
+        lengths: ``(B,)`` number of real samples per row.
+    Returns:
+        ``(frames (B, T, H), frame_lengths (B,))``; frames past a row's length are padding.
+    """
+    features = _features(encoder, waveforms, lengths)
+    frame_lengths = output_lengths(encoder, lengths)
+    mask = frame_mask(frame_lengths, features.shape[1])
+    projected = encoder.feature_projection(features)
+    hidden = projected[0] if isinstance(projected, tuple) else projected
+    hidden = encoder._mask_hidden_states(hidden, attention_mask=mask)
+    out = encoder.encoder(hidden, attention_mask=mask)
+    return out.last_hidden_state, frame_lengths
+

@@ -1,0 +1,34 @@
+"""Pictures a person would rather look at than read: loss curves (and, later, attention maps)."""
+from __future__ import annotations
+
+import os
+
+
+def plot_loss_curve(history: list[dict], path: str) -> None:
+    """Training loss against step, with dev loss and dev WER when validated; written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    dev = [(h["step"], h["dev_loss"], h["dev_wer"]) for h in history if "dev_loss" in h]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot(*zip(*train), label="train loss", color="tab:blue")
+    if dev:
+        steps, losses, wers = zip(*dev)
+        ax.plot(steps, losses, "o-", label="dev loss", color="tab:orange")
+        wer_ax = ax.twinx()
+        wer_ax.plot(steps, wers, "s--", label="dev WER %", color="tab:green")
+        wer_ax.set_ylabel("dev WER (%)")
+        wer_ax.legend(loc="upper center")
+    ax.set_xlabel("step")
+    ax.set_ylabel("CTC loss per utterance")
+    ax.set_yscale("log")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)

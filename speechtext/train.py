@@ -1,0 +1,324 @@
+"""Training: ``speechtext train`` and :func:`train`.
+
+One process per device; under ``torchrun`` the processes form a DDP group (NCCL on GPUs, gloo on
+CPU). Rank 0 writes the log, the loss curve and atomic checkpoints; ``resume=True`` continues a
+killed run from ``last.pt`` at the exact batch it had reached. At the end the best
+``average_best`` epoch checkpoints (by dev WER) are averaged into ``<out_dir>/final``.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from .batching import BatchLoader
+from .checkpoint import (average_state_dicts, build_model, load_checkpoint, save_checkpoint, save_model_dir)
+from .config import Config, config_from_dict, config_to_dict, save_config
+from .data import read_data_dir
+from .decode import ctc_greedy
+from .plots import plot_loss_curve
+from .score import error_rates
+from .tokenizer import CharTokenizer
+
+log = logging.getLogger("speechtext.train")
+
+
+@dataclass
+class Context:
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Context:
+    """Join the DDP group when started by ``torchrun`` (``WORLD_SIZE`` > 1), else a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Context(dist.get_rank() if world > 1 else 0, world, device)
+
+
+def amp_settings(amp: str, device: torch.device):
+    """``(autocast dtype or None, use GradScaler)``. ``auto``: bf16 on GPUs that have it, else fp16; none on CPU."""
+    if amp == "auto":
+        amp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.type == "cuda" else "none"
+    if amp not in ("none", "bf16", "fp16"):
+        raise ValueError(f"train.amp: '{amp}' is not one of auto, none, bf16, fp16")
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("train.amp: fp16 needs a GPU; use bf16 or none on CPU")
+    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp], amp == "fp16"
+
+
+def lr_lambda(warmup: int, total: int, final_ratio: float):
+    """Linear warm-up to the peak, then cosine decay to ``final_ratio`` of it at ``total`` steps."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]), "python_pos": random.getstate()[2],
+            "numpy": torch.from_numpy(np_state[1].astype(np.int64)), "numpy_pos": int(np_state[2])}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), state["python_pos"]))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+
+
+@torch.no_grad()
+def validate(model, loader, tokenizer, ctx: Context, autocast_dtype) -> dict:
+    """Dev loss and greedy-CTC WER/CER; summed over ranks under DDP."""
+    model.eval()
+    refs, hyps, loss_sum, utts = [], [], 0.0, 0
+    for batch in loader:
+        with _autocast(ctx.device, autocast_dtype):
+            log_probs, frame_lengths = model.ctc_log_probs(batch["waveforms"].to(ctx.device), batch["lengths"].to(ctx.device))
+        ctc = model.heads["ctc"].loss(log_probs, frame_lengths, batch["targets"].to(ctx.device), batch["target_lengths"].to(ctx.device))
+        loss_sum += float(ctc)
+        utts += len(batch["utt_ids"])
+        hyps += [tokenizer.decode(ids) for ids in ctc_greedy(log_probs, frame_lengths, tokenizer.blank_id)]
+        refs += [tokenizer.decode(t[:n]) for t, n in zip(batch["targets"].tolist(), batch["target_lengths"].tolist())]
+    if ctx.world_size > 1:
+        gathered = [None] * ctx.world_size
+        dist.all_gather_object(gathered, (refs, hyps, loss_sum, utts))
+        refs, hyps = sum((g[0] for g in gathered), []), sum((g[1] for g in gathered), [])
+        loss_sum, utts = sum(g[2] for g in gathered), sum(g[3] for g in gathered)
+    model.train()
+    rates = error_rates(refs, hyps)
+    return {"loss": loss_sum / max(1, utts), "wer": rates["wer"], "cer": rates["cer"]}
+
+
+def _autocast(device, dtype):
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+def _setup_logging(out_dir: str, main: bool) -> None:
+    log.setLevel(logging.INFO)
+    if main and not any(isinstance(h, logging.FileHandler) for h in log.handlers):
+        handler = logging.FileHandler(os.path.join(out_dir, "train.log"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+        log.addHandler(logging.StreamHandler())
+
+
+def make_tokenizer(config: Config, texts) -> CharTokenizer:
+    """The tokenizer of a pretrained CTC checkpoint when there is one, else characters of the training text."""
+    source = config.model.encoder.pretrained
+    if source and os.path.isdir(source) and os.path.exists(os.path.join(source, "vocab.json")):
+        from .hf_import import read_hf_tokenizer
+
+        return read_hf_tokenizer(source)
+    return CharTokenizer.build(texts)
+
+
+class Trainer:
+    def __init__(self, config: Config, train_dir: str, valid_dir: str, out_dir: str, resume: bool = False):
+        self.ctx = ctx = setup_distributed()
+        self.out_dir = out_dir
+        os.makedirs(out_dir, exist_ok=True)
+        _setup_logging(out_dir, ctx.main)
+        state = load_checkpoint(os.path.join(out_dir, "last.pt")) if resume else None
+        if resume and ctx.main:
+            log.info("resuming from %s at step %d", os.path.join(out_dir, "last.pt"), state["step"])
+        if state:  # the killed run's own config, so that the resumed run is the same run
+            config = config_from_dict(json.loads(state["config"]), where=os.path.join(out_dir, "last.pt"))
+        self.config = config
+        tc = config.train
+        if tc.num_threads:
+            torch.set_num_threads(tc.num_threads)
+        torch.manual_seed(tc.seed), random.seed(tc.seed), np.random.seed(tc.seed)
+        train_data, valid_data = read_data_dir(train_dir), read_data_dir(valid_dir)
+        self.tokenizer = (CharTokenizer.from_dict(state["tokenizer"]) if state
+                          else make_tokenizer(config, (u.text for u in train_data)))
+        self.model = build_model(config, self.tokenizer).to(ctx.device)
+        self.train_set = BatchLoader(train_data, self.tokenizer, config.data, tc.seed, train=True)
+        self.valid_set = BatchLoader(valid_data, self.tokenizer, config.data, tc.seed, train=False)
+        self.valid_set.set_epoch(0, ctx.rank, ctx.world_size)
+        self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+                    if ctx.world_size > 1 else self.model)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
+        per_epoch = len(self.train_set) // ctx.world_size // tc.accum_grad
+        self.total_steps = tc.max_steps or max(1, tc.max_epochs * per_epoch)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(tc.warmup_steps, self.total_steps, tc.final_lr_ratio))
+        self.autocast_dtype, use_scaler = amp_settings(tc.amp, ctx.device)
+        self.scaler = torch.amp.GradScaler(enabled=use_scaler)
+        self.step, self.epoch, self.batch_index, self.history, self.scores = 0, 0, 0, [], {}
+        if state:
+            self._restore(state)
+        elif ctx.main:
+            save_config(config, os.path.join(out_dir, "config.yaml"))
+            n_params = sum(p.numel() for p in self.model.parameters())
+            log.info("model: %.2fM parameters; %d train / %d dev utterances; %d steps", n_params / 1e6,
+                     len(train_data), len(valid_data), self.total_steps)
+
+    def _restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"], strict=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.epoch, self.batch_index = state["step"], state["epoch"], state["batch_index"]
+        self.history, self.scores = json.loads(state["history"]), json.loads(state["scores"])
+        set_rng_state(state["rng"][self.ctx.rank] if self.ctx.rank < len(state["rng"]) else state["rng"][0])
+
+    def _state(self) -> dict:
+        rngs = [rng_state()]
+        if self.ctx.world_size > 1:
+            rngs = [None] * self.ctx.world_size
+            dist.all_gather_object(rngs, rng_state())
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "step": self.step, "epoch": self.epoch, "batch_index": self.batch_index, "rng": rngs,
+                "history": json.dumps(self.history), "scores": json.dumps(self.scores),
+                "tokenizer": self.tokenizer.to_dict(), "config": json.dumps(config_to_dict(self.config))}
+
+    def save_last(self) -> None:
+        state = self._state()  # every rank takes part in gathering RNG states
+        if self.ctx.main:
+            save_checkpoint(state, os.path.join(self.out_dir, "last.pt"))
+
+    def fit(self) -> str | None:
+        """Train to ``total_steps``; returns the final model directory (on rank 0)."""
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.ctx.main, desc="train", unit="step")
+        self.ddp.train()
+        while self.step < self.total_steps:
+            self.train_set.set_epoch(self.epoch, self.ctx.rank, self.ctx.world_size)
+            remaining = torch.utils.data.Subset(self.train_set, range(self.batch_index, len(self.train_set)))
+            workers = self.config.data.num_workers
+            loader = torch.utils.data.DataLoader(remaining, batch_size=None, num_workers=workers,
+                                                 prefetch_factor=4 if workers else None)
+            self._run_epoch(loader, bar)
+            if self.batch_index >= len(self.train_set):
+                self.epoch, self.batch_index = self.epoch + 1, 0
+                if not self.config.train.valid_interval:
+                    self.validate_and_keep()
+        bar.close()
+        if not any(h.get("step") == self.step and "dev_wer" in h for h in self.history):
+            self.validate_and_keep()
+        return self.finish() if self.ctx.main else None
+
+    def _run_epoch(self, loader, bar) -> None:
+        tc = self.config.train
+        running, started = [], time.time()
+        for batch in loader:
+            sync = (self.batch_index + 1) % tc.accum_grad == 0
+            running.append(self._forward_backward(batch, sync))
+            self.batch_index += 1
+            if not sync:
+                continue
+            grad_norm = self._optimizer_step()
+            self.step += 1
+            bar.update(1)
+            if self.step % tc.log_interval == 0 or self.step == self.total_steps:
+                self._log_train(running, grad_norm, time.time() - started)
+                running, started = [], time.time()
+            if tc.valid_interval and self.step % tc.valid_interval == 0:
+                self.validate_and_keep()
+            elif self.step % tc.save_interval == 0:
+                self.save_last()
+            if self.step >= self.total_steps:
+                return
+
+    def _forward_backward(self, batch: dict, sync: bool) -> dict:
+        device = self.ctx.device
+        no_sync = self.ddp.no_sync if (self.ctx.world_size > 1 and not sync) else nullcontext
+        with no_sync():
+            with _autocast(device, self.autocast_dtype):
+                loss, stats = self.ddp(batch["waveforms"].to(device), batch["lengths"].to(device),
+                                       batch["targets"].to(device), batch["target_lengths"].to(device))
+            self.scaler.scale(loss / self.config.train.accum_grad).backward()
+        stats["audio_seconds"] = float(batch["lengths"].sum()) / 16000
+        return stats
+
+    def _optimizer_step(self) -> float:
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+        if torch.isfinite(norm) or self.scaler.is_enabled():
+            self.scaler.step(self.optimizer)  # the scaler itself skips non-finite fp16 steps
+        else:
+            log.warning("step %d: non-finite gradient norm, update skipped", self.step)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        return float(norm)
+
+    def _log_train(self, running: list[dict], grad_norm: float, seconds: float) -> None:
+        utts = sum(s["utts"] for s in running)
+        entry = {"step": self.step, "epoch": self.epoch, "loss": sum(s["loss"] * s["utts"] for s in running) / utts,
+                 "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                 "audio_x_realtime": sum(s["audio_seconds"] for s in running) * self.ctx.world_size / max(seconds, 1e-9)}
+        self.history.append(entry)
+        if self.ctx.main:
+            log.info("step %(step)d epoch %(epoch)d loss %(loss).3f lr %(lr).2e grad %(grad_norm).2f "
+                     "speed %(audio_x_realtime).0fx realtime", entry)
+            with open(os.path.join(self.out_dir, "metrics.jsonl"), "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+
+    def validate_and_keep(self) -> None:
+        """Validate, keep the checkpoint if it is among the best ``keep_checkpoints``, save ``last.pt``."""
+        metrics = validate(self.model, self.valid_set, self.tokenizer, self.ctx, self.autocast_dtype)
+        entry = {"step": self.step, "epoch": self.epoch, **{f"dev_{k}": v for k, v in metrics.items()}}
+        self.history.append(entry)
+        if self.ctx.main:
+            path = os.path.join(self.out_dir, f"ckpt-{self.step}.pt")
+            save_checkpoint({"model": self.model.state_dict(), "step": self.step}, path)
+            self.scores[path] = [metrics["wer"], metrics["loss"]]
+            for stale in sorted(self.scores, key=self.scores.get)[self.config.train.keep_checkpoints:]:
+                os.remove(stale)
+                del self.scores[stale]
+            log.info("validation at step %(step)d: dev loss %(dev_loss).3f WER %(dev_wer).2f%% CER %(dev_cer).2f%%", entry)
+            with open(os.path.join(self.out_dir, "metrics.jsonl"), "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+            plot_loss_curve(self.history, os.path.join(self.out_dir, "loss_curve.png"))
+        self.save_last()
+
+    def finish(self) -> str:
+        """Average the best checkpoints into ``<out_dir>/final`` and return its path."""
+        best = sorted(self.scores, key=self.scores.get)[: self.config.train.average_best]
+        self.model.load_state_dict(average_state_dicts(best), strict=True)
+        final = os.path.join(self.out_dir, "final")
+        summary = {"averaged": [os.path.basename(p) for p in best], "steps": self.step,
+                   "best_dev_wer": self.scores[best[0]][0]}
+        save_model_dir(self.model, self.tokenizer, self.config, final, extra={"training": summary})
+        log.info("averaged %s into %s", ", ".join(summary["averaged"]), final)
+        return final
+
+
+def train(config: Config, train_dir: str, valid_dir: str, out_dir: str, resume: bool = False) -> str | None:
+    """Train a model; returns ``<out_dir>/final`` (``None`` on DDP ranks other than 0).
+
+    ``resume=True`` continues from ``<out_dir>/last.pt``, written atomically every ``save_interval``
+    steps and at each validation, with the exact batch order and RNG state of the killed run.
+    """
+    trainer = Trainer(config, train_dir, valid_dir, out_dir, resume=resume)
+    try:
+        return trainer.fit()
+    finally:
+        if trainer.ctx.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()

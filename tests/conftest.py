@@ -1,0 +1,71 @@
+"""Shared fixtures: real speech from espeak-ng, Kaldi data dirs over it, tiny model configs."""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechtext.audio import AudioSpec
+from speechtext.config import Config, DataConfig, EncoderConfig, ModelConfig, TrainConfig
+from speechtext.data import Utterance, write_data_dir
+
+SENTENCES = ["turn on the lights", "stop the music", "move forward two meters", "call five one two",
+             "play the next song", "bring me my shoes", "turn left", "pause"]
+VOICES = ["en-us", "en-gb+f3", "en-gb-scotland+m2", "en-us+klatt"]
+
+TINY_ENCODER = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+                "conv_dim": [16, 16, 32, 32], "num_conv_pos_embeddings": 8, "num_conv_pos_embedding_groups": 4}
+
+
+def espeak(text: str, path: str, voice: str = "en-us", rate: int = 170) -> str:
+    """Synthesise ``text`` to a 16 kHz WAV at ``path`` with espeak-ng (real speech, not noise)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (tools/setup.sh installs it)")
+    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "--stdout", text], capture_output=True, check=True).stdout
+    samples, rate_in = sf.read(io.BytesIO(wav), dtype="float32")
+    import librosa
+
+    sf.write(path, librosa.resample(samples, orig_sr=rate_in, target_sr=16000), 16000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech_dir(tmp_path_factory):
+    """A small Kaldi data dir of espeak-ng speech: 16 utterances, 4 voices."""
+    root = tmp_path_factory.mktemp("speech")
+    utts = []
+    for v, voice in enumerate(VOICES):
+        for s in range(4):
+            text = SENTENCES[(v + s) % len(SENTENCES)]
+            utt = f"spk{v}-utt{s}"
+            path = espeak(text, str(root / f"{utt}.wav"), voice)
+            utts.append(Utterance(utt, AudioSpec(path), text, f"spk{v}", None, sf.info(path).duration))
+    write_data_dir(str(root / "data"), utts)
+    return str(root / "data")
+
+
+def tiny_config(**train) -> Config:
+    values = {"warmup_steps": 2, "max_steps": 6, "valid_interval": 3, "save_interval": 1, "log_interval": 1,
+              "average_best": 2, "lr": 3e-3, **train}
+    return Config(model=ModelConfig(encoder=EncoderConfig(preset="tiny", overrides=dict(TINY_ENCODER))),
+                  data=DataConfig(max_batch_seconds=8.0, num_workers=0), train=TrainConfig(**values))
+
+
+@pytest.fixture(scope="session")
+def trained_model(speech_dir, tmp_path_factory):
+    """A model directory written by a short real training run on ``speech_dir``."""
+    from speechtext.train import train
+
+    out = tmp_path_factory.mktemp("exp")
+    return train(tiny_config(), speech_dir, speech_dir, str(out / "tiny"))
+
+
+def tone(seconds: float, rate: int = 16000, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    wave = 0.3 * np.sin(2 * np.pi * 220 * t).astype(np.float32)
+    return np.stack([wave] * channels, axis=1) if channels > 1 else wave

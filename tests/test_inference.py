@@ -1,0 +1,70 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import speechtext
+from conftest import tone
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "speechtext.cli", *args], capture_output=True, text=True)
+
+
+def test_api_and_cli_agree(trained_model, speech_dir):
+    wavs = [line.split()[1] for line in open(os.path.join(speech_dir, "wav.scp"))][:5]
+    results = speechtext.load_model(trained_model).transcribe(wavs, precision="fp32")
+    assert [r.source for r in results] == wavs and all(r.error is None for r in results)
+    out = run_cli("transcribe", trained_model, *wavs, "--format", "json", "--precision", "fp32")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["text"] for r in rows] == [r.text for r in results]
+
+
+def test_batched_equals_one_at_a_time(trained_model, speech_dir):
+    wavs = [line.split()[1] for line in open(os.path.join(speech_dir, "wav.scp"))]
+    model = speechtext.load_model(trained_model)
+    together = model.transcribe(wavs, precision="fp32", decoder="beam", beam_size=4)
+    alone = [model.transcribe([w], precision="fp32", decoder="beam", beam_size=4)[0] for w in wavs]
+    assert [r.text for r in together] == [r.text for r in alone]
+
+
+def test_bad_inputs_are_reported_and_the_rest_transcribed(trained_model, speech_dir, tmp_path):
+    good = [line.split()[1] for line in open(os.path.join(speech_dir, "wav.scp"))][:2]
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage" * 4)
+    data, rate = sf.read(good[0])
+    import librosa
+
+    stereo = librosa.resample(data, orig_sr=rate, target_sr=44100)
+    sf.write(tmp_path / "stereo44k.wav", np.stack([stereo, stereo], 1), 44100)
+    sf.write(tmp_path / "short.wav", tone(0.09), 16000)
+    scp = tmp_path / "wav.scp"
+    entries = {"a-good": good[0], "b-missing": str(tmp_path / "missing.wav"), "c-empty": str(tmp_path / "empty.wav"),
+               "d-corrupt": str(tmp_path / "corrupt.wav"), "e-stereo": str(tmp_path / "stereo44k.wav"),
+               "f-short": str(tmp_path / "short.wav"), "g-good": good[1]}
+    scp.write_text("".join(f"{k} {v}\n" for k, v in entries.items()))
+    out = run_cli("transcribe", trained_model, str(scp), "--format", "kaldi", "--precision", "fp32")
+    assert out.returncode == 1
+    ids = [line.split()[0] for line in out.stdout.splitlines()]
+    assert ids == ["a-good", "e-stereo", "g-good"]
+    for key, problem in [("b-missing", "file not found"), ("c-empty", "empty"), ("d-corrupt", "cannot"),
+                         ("f-short", "only 0.090 s")]:
+        line = next(l for l in out.stderr.splitlines() if f"skipped {key}:" in l)
+        assert entries[key] in line and problem in line
+
+
+def test_not_a_model_dir_is_a_clear_error(tmp_path):
+    out = run_cli("transcribe", str(tmp_path), "x.wav")
+    assert out.returncode == 2 and "neither a speechtext model directory" in out.stderr
+
+
+def test_score_cli(tmp_path):
+    (tmp_path / "ref").write_text("u1 a b c\n")
+    (tmp_path / "hyp").write_text("u1 a x c\n")
+    out = run_cli("score", str(tmp_path / "ref"), str(tmp_path / "hyp"))
+    assert out.returncode == 0 and "%WER 33.33" in out.stdout and (tmp_path / "per_utt.pra").exists()
