@@ -87,7 +87,7 @@ def load_audio(spec: str | AudioSpec, sample_rate: int = SAMPLE_RATE, max_second
     """Read one utterance as mono float32 at ``sample_rate``: shape ``(T,)``.
 
     ``spec`` is a file path, a Kaldi pipe (``"sox a.wav -t wav - |"``) or an :class:`AudioSpec`
-    with a segment. Stereo is averaged to mono; other rates are resampled (soxr, via librosa).
+    with a segment. Stereo is averaged to mono; other rates are resampled (soxr, librosa's resampler).
     Raises :class:`AudioError` for a missing, empty, corrupt, too short or too long input.
     """
     if isinstance(spec, str):
@@ -98,9 +98,9 @@ def load_audio(spec: str | AudioSpec, sample_rate: int = SAMPLE_RATE, max_second
         _check_file(source)
     samples, rate = _decode(source, data, spec.start, spec.end)
     if rate != sample_rate:
-        import librosa  # imported here: librosa's import costs ~1 s and most inputs need no resampling
+        import soxr  # the resampler librosa uses, called directly (librosa's wrapper is far slower)
 
-        samples = librosa.resample(samples, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+        samples = soxr.resample(samples, rate, sample_rate, "HQ")
     seconds = len(samples) / sample_rate
     if seconds < MIN_SECONDS:
         raise AudioError(f"{source}: only {seconds:.3f} s of audio; at least {MIN_SECONDS} s is needed")

@@ -44,15 +44,47 @@ def make_batches(durations: list[float], max_batch_seconds: float, seed: int, ep
     return batches
 
 
-def augment(samples: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> np.ndarray:
-    """Speed perturbation (resampling, so pitch moves too, as in Kaldi's recipes), gain and noise."""
-    if cfg.speed_perturb:
-        factor = float(rng.choice(cfg.speed_perturb))
-        if factor != 1.0:
-            import librosa
+def _peaking(freq: float, gain_db: float, q: float):
+    """Biquad peaking-EQ coefficients (RBJ cookbook) at ``freq`` Hz."""
+    a = 10 ** (gain_db / 40)
+    w = 2 * np.pi * freq / SAMPLE_RATE
+    alpha = np.sin(w) / (2 * q)
+    b = np.array([1 + alpha * a, -2 * np.cos(w), 1 - alpha * a])
+    den = np.array([1 + alpha / a, -2 * np.cos(w), 1 - alpha / a])
+    return b / den[0], den / den[0]
 
-            samples = librosa.resample(samples, orig_sr=int(SAMPLE_RATE * factor), target_sr=SAMPLE_RATE,
-                                       res_type="soxr_qq")
+
+def _colour(samples: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> np.ndarray:
+    """Filters that change the spectral envelope a synthesiser or microphone imprints, not the words."""
+    from scipy.signal import butter, fftconvolve, lfilter
+
+    if rng.random() < cfg.eq_prob:
+        for _ in range(rng.integers(1, 4)):
+            b, a = _peaking(rng.uniform(150, 6000), rng.uniform(-12, 12), rng.uniform(0.5, 2.0))
+            samples = lfilter(b, a, samples)
+        tilt = rng.uniform(-0.6, 0.6)  # first-order tilt: >0 brightens, <0 darkens
+        samples = lfilter([1, -tilt], [1], samples) if tilt > 0 else lfilter([1 + tilt], [1, tilt], samples)
+    if rng.random() < cfg.lowpass_prob:
+        b, a = butter(6, rng.uniform(3400, 7500) / (SAMPLE_RATE / 2))
+        samples = lfilter(b, a, samples)
+    if rng.random() < cfg.reverb_prob:
+        rt60 = rng.uniform(0.1, 0.5)
+        t = np.arange(int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
+        rir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)
+        rir[0] = 1.0 / rng.uniform(0.3, 1.0)  # direct path against the tail: near or far talker
+        samples = fftconvolve(samples, rir / np.abs(rir).sum() * 4)[: len(samples)]
+    return samples
+
+
+def augment(samples: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> np.ndarray:
+    """Speed perturbation (resampling, so pitch and formants move too), spectral colouring, gain and noise."""
+    if cfg.speed_perturb:
+        factor = float(rng.uniform(cfg.speed_perturb[0], cfg.speed_perturb[-1]))
+        if abs(factor - 1.0) > 1e-3:
+            import soxr  # librosa's resampling backend, called directly: its wrapper costs 100x more here
+
+            samples = soxr.resample(samples, SAMPLE_RATE * factor, SAMPLE_RATE, "QQ")
+    samples = _colour(samples, cfg, rng)
     if cfg.gain_db:
         samples = samples * 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20)
     if cfg.noise_prob and rng.random() < cfg.noise_prob:
@@ -76,32 +108,39 @@ def pad_waveforms(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class BatchLoader(torch.utils.data.Dataset):
-    """Dataset whose items are whole batches, so ``DataLoader`` workers build them in parallel.
+    """Dataset whose items are whole batches, keyed ``(epoch, index)``, so that one ``DataLoader``
+    (its workers started once) serves the whole run. Item ``(e, i)`` is the same tensors whatever
+    process builds it. Under DDP each rank sees its own share of every epoch's batches."""
 
-    Item ``i`` of epoch ``e`` is the same tensors whatever process builds it.
-    """
-
-    def __init__(self, data: DataDir, tokenizer, cfg: DataConfig, seed: int, train: bool):
+    def __init__(self, data: DataDir, tokenizer, cfg: DataConfig, seed: int, train: bool, rank: int = 0, world_size: int = 1):
         self.utts = list(data)
         self.durations = utterance_durations(data)
         self.tokenizer, self.cfg, self.seed, self.train = tokenizer, cfg, seed, train
+        self.rank, self.world_size = rank, world_size
         self.targets = [tokenizer.encode(u.text or "") for u in self.utts]
-        self.set_epoch(0)
+        self._cache: tuple[int, list[list[int]]] | None = None
 
-    def set_epoch(self, epoch: int, rank: int = 0, world_size: int = 1) -> None:
-        self.epoch = epoch
-        batches = make_batches(self.durations, self.cfg.max_batch_seconds, self.seed, epoch if self.train else 0,
-                               self.cfg.bucket_width)
-        # Every rank gets the same number of batches, or DDP would wait forever on the longest rank.
-        usable = len(batches) - len(batches) % world_size if len(batches) >= world_size else len(batches)
-        self.batches = batches[:usable][rank::world_size]
+    def batches(self, epoch: int) -> list[list[int]]:
+        """This rank's batches of ``epoch`` (every epoch the same for a validation set)."""
+        epoch = epoch if self.train else 0
+        if self._cache is None or self._cache[0] != epoch:
+            batches = make_batches(self.durations, self.cfg.max_batch_seconds, self.seed, epoch, self.cfg.bucket_width)
+            # Every rank gets the same number of batches, or DDP would wait forever on the longest rank.
+            usable = len(batches) - len(batches) % self.world_size if len(batches) >= self.world_size else len(batches)
+            self._cache = (epoch, batches[:usable][self.rank::self.world_size])
+        return self._cache[1]
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(self.batches(0))
 
-    def __getitem__(self, index: int) -> dict:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        indices = self.batches[index]
+    def __iter__(self):
+        """Validation use: the batches of epoch 0, in order."""
+        return (self[(0, i)] for i in range(len(self.batches(0))))
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, index = key
+        rng = np.random.default_rng([self.seed, epoch, index])
+        indices = self.batches(epoch)[index]
         waves = []
         for i in indices:
             wave = load_audio(self.utts[i].audio)
@@ -109,9 +148,25 @@ class BatchLoader(torch.utils.data.Dataset):
         waveforms, lengths = pad_waveforms(waves)
         targets = [torch.tensor(self.targets[i], dtype=torch.long) for i in indices]
         return {
+            "epoch": epoch, "index": index, "last": index == len(self.batches(epoch)) - 1,
             "utt_ids": [self.utts[i].utt_id for i in indices],
             "waveforms": waveforms,
             "lengths": lengths,
-            "targets": torch.nn.utils.rnn.pad_sequence(targets, batch_first=True) if targets else torch.zeros(0),
+            "targets": torch.nn.utils.rnn.pad_sequence(targets, batch_first=True),
             "target_lengths": torch.tensor([len(t) for t in targets], dtype=torch.long),
         }
+
+
+class RunSampler(torch.utils.data.Sampler):
+    """Yields ``(epoch, index)`` keys from a start position onwards, epoch after epoch, without end."""
+
+    def __init__(self, dataset: BatchLoader, epoch: int, index: int):
+        self.dataset, self.epoch, self.index = dataset, epoch, index
+
+    def __iter__(self):
+        epoch, index = self.epoch, self.index
+        while True:
+            count = len(self.dataset.batches(epoch))
+            for i in range(index, count):
+                yield epoch, i
+            epoch, index = epoch + 1, 0

@@ -105,17 +105,19 @@ def train(config_path, train_dir, valid_dir, out_dir, resume, sets) -> None:
     """Train a model; the final (checkpoint-averaged) model lands in OUT_DIR/final."""
     import yaml
 
+    from .checkpoint import CheckpointError
     from .config import ConfigError, load_config
     from .data import DataDirError
     from .train import train as run_training
 
+    bad = [s for s in sets if "=" not in s]
+    if bad:
+        _fail(f"--set needs KEY=VALUE, got {bad[0]!r}")
     try:
         overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in sets)}
         config = load_config(config_path, overrides)
         final = run_training(config, train_dir, valid_dir, out_dir, resume=resume)
-    except (ConfigError, DataDirError) as exc:
-        _fail(str(exc))
-    except ValueError as exc:
+    except (ConfigError, DataDirError, CheckpointError) as exc:
         _fail(str(exc))
     if final:
         click.echo(final)

@@ -46,10 +46,15 @@ class DataConfig:
     max_batch_seconds: float = 60.0
     max_utterance_seconds: float = 30.0
     bucket_width: float = 0.5
-    speed_perturb: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.1])
+    # [low, high]: a speed factor drawn uniformly (resampling: tempo, pitch and formants move together);
+    # [] turns it off. Kaldi's recipes use the three points 0.9, 1.0, 1.1.
+    speed_perturb: list[float] = field(default_factory=lambda: [0.9, 1.1])
     noise_snr_db: list[float] = field(default_factory=lambda: [15.0, 40.0])
     noise_prob: float = 0.5
     gain_db: float = 6.0
+    eq_prob: float = 0.0  # random peaking filters (+-12 dB) and spectral tilt
+    lowpass_prob: float = 0.0  # band-limit to 3.4-7.5 kHz, as telephone or 8 kHz sources are
+    reverb_prob: float = 0.0  # synthetic room impulse response, RT60 0.1-0.5 s
     num_workers: int = 1
 
 

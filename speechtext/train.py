@@ -22,9 +22,10 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .batching import BatchLoader
-from .checkpoint import (average_state_dicts, build_model, load_checkpoint, save_checkpoint, save_model_dir)
-from .config import Config, config_from_dict, config_to_dict, save_config
+from .batching import BatchLoader, RunSampler
+from .checkpoint import (CheckpointError, average_state_dicts, build_model, load_checkpoint, save_checkpoint,
+                         save_model_dir)
+from .config import Config, ConfigError, config_from_dict, config_to_dict, save_config
 from .data import read_data_dir
 from .decode import ctc_greedy
 from .plots import plot_loss_curve
@@ -64,9 +65,9 @@ def amp_settings(amp: str, device: torch.device):
     if amp == "auto":
         amp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.type == "cuda" else "none"
     if amp not in ("none", "bf16", "fp16"):
-        raise ValueError(f"train.amp: '{amp}' is not one of auto, none, bf16, fp16")
+        raise ConfigError(f"train.amp: '{amp}' is not one of auto, none, bf16, fp16")
     if amp == "fp16" and device.type != "cuda":
-        raise ValueError("train.amp: fp16 needs a GPU; use bf16 or none on CPU")
+        raise ConfigError("train.amp: fp16 needs a GPU; use bf16 or none on CPU")
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp], amp == "fp16"
 
 
@@ -83,13 +84,14 @@ def lr_lambda(warmup: int, total: int, final_ratio: float):
 def rng_state() -> dict:
     np_state = np.random.get_state()
     return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]), "python_pos": random.getstate()[2],
-            "numpy": torch.from_numpy(np_state[1].astype(np.int64)), "numpy_pos": int(np_state[2])}
+            "numpy": torch.from_numpy(np_state[1].astype(np.int64)), "numpy_pos": int(np_state[2]),
+            "numpy_gauss": [int(np_state[3]), float(np_state[4])]}
 
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate((3, tuple(state["python"]), state["python_pos"]))
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], *state["numpy_gauss"]))
 
 
 @torch.no_grad()
@@ -144,7 +146,13 @@ class Trainer:
         self.out_dir = out_dir
         os.makedirs(out_dir, exist_ok=True)
         _setup_logging(out_dir, ctx.main)
-        state = load_checkpoint(os.path.join(out_dir, "last.pt")) if resume else None
+        last = os.path.join(out_dir, "last.pt")
+        if resume and not os.path.exists(last):
+            raise CheckpointError(f"{out_dir}: nothing to resume (no last.pt); start without --resume")
+        if not resume and os.path.exists(last):
+            raise CheckpointError(f"{out_dir}: holds a run already (last.pt); pass --resume to continue it, "
+                                  "or choose another --out-dir")
+        state = load_checkpoint(last) if resume else None
         if resume and ctx.main:
             log.info("resuming from %s at step %d", os.path.join(out_dir, "last.pt"), state["step"])
         if state:  # the killed run's own config, so that the resumed run is the same run
@@ -158,13 +166,13 @@ class Trainer:
         self.tokenizer = (CharTokenizer.from_dict(state["tokenizer"]) if state
                           else make_tokenizer(config, (u.text for u in train_data)))
         self.model = build_model(config, self.tokenizer).to(ctx.device)
-        self.train_set = BatchLoader(train_data, self.tokenizer, config.data, tc.seed, train=True)
-        self.valid_set = BatchLoader(valid_data, self.tokenizer, config.data, tc.seed, train=False)
-        self.valid_set.set_epoch(0, ctx.rank, ctx.world_size)
+        shard = {"rank": ctx.rank, "world_size": ctx.world_size}
+        self.train_set = BatchLoader(train_data, self.tokenizer, config.data, tc.seed, train=True, **shard)
+        self.valid_set = BatchLoader(valid_data, self.tokenizer, config.data, tc.seed, train=False, **shard)
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
                     if ctx.world_size > 1 else self.model)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
-        per_epoch = len(self.train_set) // ctx.world_size // tc.accum_grad
+        per_epoch = len(self.train_set) // tc.accum_grad
         self.total_steps = tc.max_steps or max(1, tc.max_epochs * per_epoch)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(tc.warmup_steps, self.total_steps, tc.final_lr_ratio))
         self.autocast_dtype, use_scaler = amp_settings(tc.amp, ctx.device)
@@ -206,30 +214,30 @@ class Trainer:
     def fit(self) -> str | None:
         """Train to ``total_steps``; returns the final model directory (on rank 0)."""
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.ctx.main, desc="train", unit="step")
+        workers = self.config.data.num_workers
+        loader = torch.utils.data.DataLoader(self.train_set, batch_size=None, num_workers=workers,
+                                             sampler=RunSampler(self.train_set, self.epoch, self.batch_index),
+                                             prefetch_factor=4 if workers else None,
+                                             # its own generator: drawing a worker seed from the global RNG
+                                             # would shift the dropout stream of a resumed run
+                                             generator=torch.Generator().manual_seed(self.config.train.seed))
         self.ddp.train()
-        while self.step < self.total_steps:
-            self.train_set.set_epoch(self.epoch, self.ctx.rank, self.ctx.world_size)
-            remaining = torch.utils.data.Subset(self.train_set, range(self.batch_index, len(self.train_set)))
-            workers = self.config.data.num_workers
-            loader = torch.utils.data.DataLoader(remaining, batch_size=None, num_workers=workers,
-                                                 prefetch_factor=4 if workers else None)
-            self._run_epoch(loader, bar)
-            if self.batch_index >= len(self.train_set):
-                self.epoch, self.batch_index = self.epoch + 1, 0
-                if not self.config.train.valid_interval:
-                    self.validate_and_keep()
+        if self.step < self.total_steps:
+            self._run(loader, bar)
         bar.close()
         if not any(h.get("step") == self.step and "dev_wer" in h for h in self.history):
             self.validate_and_keep()
         return self.finish() if self.ctx.main else None
 
-    def _run_epoch(self, loader, bar) -> None:
+    def _run(self, loader, bar) -> None:
         tc = self.config.train
         running, started = [], time.time()
         for batch in loader:
-            sync = (self.batch_index + 1) % tc.accum_grad == 0
+            sync = (self.batch_index + 1) % tc.accum_grad == 0 or batch["last"]
             running.append(self._forward_backward(batch, sync))
-            self.batch_index += 1
+            self.epoch, self.batch_index = batch["epoch"], batch["index"] + 1
+            if batch["last"]:
+                self.epoch, self.batch_index = self.epoch + 1, 0
             if not sync:
                 continue
             grad_norm = self._optimizer_step()
@@ -238,7 +246,7 @@ class Trainer:
             if self.step % tc.log_interval == 0 or self.step == self.total_steps:
                 self._log_train(running, grad_norm, time.time() - started)
                 running, started = [], time.time()
-            if tc.valid_interval and self.step % tc.valid_interval == 0:
+            if (tc.valid_interval and self.step % tc.valid_interval == 0) or (not tc.valid_interval and batch["last"]):
                 self.validate_and_keep()
             elif self.step % tc.save_interval == 0:
                 self.save_last()

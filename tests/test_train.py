@@ -1,5 +1,7 @@
 import os
 import shutil
+import signal
+import time
 import subprocess
 import sys
 
@@ -24,17 +26,29 @@ def test_training_writes_model_dir_log_and_curve(trained_model):
     assert "validation at step 6" in log and "averaged" in log
 
 
-def test_resume_continues_exactly(speech_dir, tmp_path):
-    cfg = tiny_config(max_steps=6)
-    straight = train(cfg, speech_dir, speech_dir, str(tmp_path / "a"))
-    # A run stopped after step 3 (its last.pt is what a killed run leaves), then resumed.
-    train(tiny_config(max_steps=3), speech_dir, speech_dir, str(tmp_path / "b"))
-    state = load_checkpoint(str(tmp_path / "b" / "last.pt"))
-    assert state["step"] == 3
-    state["config"] = state["config"].replace('"max_steps": 3', '"max_steps": 6')
-    torch.save(state, str(tmp_path / "b" / "last.pt"))
-    resumed = train(cfg, speech_dir, speech_dir, str(tmp_path / "b"), resume=True)
-    a, b = load_file(os.path.join(straight, "model.safetensors")), load_file(os.path.join(resumed, "model.safetensors"))
+def _train_cmd(conf, data, out, *extra):
+    return [sys.executable, "-m", "speechtext.cli", "train", "--config", str(conf), "--train-dir", data,
+            "--valid-dir", data, "--out-dir", str(out), *extra]
+
+
+def test_killed_run_resumes_exactly(speech_dir, tmp_path):
+    conf = tmp_path / "c.yaml"
+    save_config(tiny_config(max_steps=10), str(conf))
+    assert subprocess.run(_train_cmd(conf, speech_dir, tmp_path / "a"), capture_output=True).returncode == 0
+    # Kill a second run with SIGKILL as soon as it has written a checkpoint, then resume it.
+    proc = subprocess.Popen(_train_cmd(conf, speech_dir, tmp_path / "b"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "b" / "last.pt"
+    while proc.poll() is None and not last.exists():
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(str(last))["step"]
+    assert 1 <= killed_at < 10, "the run finished before it could be killed"
+    out = subprocess.run(_train_cmd(conf, speech_dir, tmp_path / "b", "--resume"), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"resuming from {last} at step {killed_at}" in (tmp_path / "b" / "train.log").read_text()
+    a = load_file(str(tmp_path / "a" / "final" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "final" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -84,3 +98,15 @@ def test_ddp_two_processes_on_gloo(speech_dir, tmp_path):
     assert os.path.exists(tmp_path / "ddp" / "final" / "model.safetensors")
     log = open(tmp_path / "ddp" / "train.log").read()
     assert log.count("validation at step 3") == 1  # rank 0 alone writes
+
+
+def test_an_existing_run_is_not_overwritten(trained_model, speech_dir):
+    from speechtext.checkpoint import CheckpointError
+
+    exp = os.path.dirname(trained_model)
+    before = open(os.path.join(exp, "last.pt"), "rb").read()
+    with pytest.raises(CheckpointError, match="holds a run already"):
+        train(tiny_config(), speech_dir, speech_dir, exp)
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(tiny_config(), speech_dir, speech_dir, exp + "-new", resume=True)
+    assert open(os.path.join(exp, "last.pt"), "rb").read() == before

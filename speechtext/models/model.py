@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import ConfigError, ModelConfig
 from .audio_encoder import build_audio_encoder, encode_audio
 
 
@@ -38,7 +38,7 @@ class SpeechTextModel(nn.Module):
         super().__init__()
         unknown = set(config.heads) - {"ctc"}
         if unknown:
-            raise ValueError(f"model.heads: unknown head(s) {sorted(unknown)}; available: ctc")
+            raise ConfigError(f"model.heads: unknown head(s) {sorted(unknown)}; available: ctc")
         self.config = config
         self.audio_encoder = build_audio_encoder(config.encoder)
         hidden = self.audio_encoder.config.hidden_size

@@ -1,0 +1,34 @@
+"""The whole synth_commands recipe at its smallest size, in a copy of the recipe directory."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.recipe
+@pytest.mark.slow
+def test_synth_commands_smoke(tmp_path):
+    if not (shutil.which("espeak-ng") and shutil.which("flite")):
+        pytest.skip("espeak-ng and flite are needed (tools/setup.sh installs them)")
+    recipe = tmp_path / "synth_commands"
+    shutil.copytree(os.path.join(ROOT, "egs", "synth_commands"), recipe, symlinks=True,
+                    ignore=shutil.ignore_patterns("data", "wav", "exp", "RESULTS.md"))
+    os.remove(recipe / "recipes")
+    os.symlink(os.path.join(ROOT, "recipes"), recipe / "recipes")
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    run = lambda *args: subprocess.run(["bash", "run.sh", "--size", "smoke", *args], cwd=recipe, env=env,
+                                       capture_output=True, text=True)
+    out = run()
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    results = (recipe / "exp" / "RESULTS_smoke.md").read_text()
+    assert "| test |" in results and "| test_flite |" in results
+    for name in ("train", "dev", "test", "test_flite"):
+        assert (recipe / "data" / name / "utt2intent").exists()
+    assert (recipe / "exp" / "train_smoke" / "loss_curve.png").exists()
+    # Stages are idempotent: a second run reuses the corpus and the trained model.
+    again = run("--stop-stage", "2")
+    assert again.returncode == 0 and "data/ is up to date" in again.stdout and "final exists" in again.stdout
