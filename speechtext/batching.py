@@ -98,12 +98,12 @@ def augment(samples: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> n
     return samples.astype(np.float32)
 
 
-def pad_waveforms(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_waveforms(waves: list[np.ndarray], normalise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """List of ``(S_i,)`` arrays -> ``(waveforms (B, S), lengths (B,))``, zero-padded, each normalised."""
     lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
     batch = torch.zeros(len(waves), int(lengths.max()))
     for row, wave in enumerate(waves):
-        batch[row, : len(wave)] = torch.from_numpy(normalize(wave))
+        batch[row, : len(wave)] = torch.from_numpy(normalize(wave) if normalise else wave)
     return batch, lengths
 
 
@@ -112,11 +112,12 @@ class BatchLoader(torch.utils.data.Dataset):
     (its workers started once) serves the whole run. Item ``(e, i)`` is the same tensors whatever
     process builds it. Under DDP each rank sees its own share of every epoch's batches."""
 
-    def __init__(self, data: DataDir, tokenizer, cfg: DataConfig, seed: int, train: bool, rank: int = 0, world_size: int = 1):
+    def __init__(self, data: DataDir, tokenizer, cfg: DataConfig, seed: int, train: bool, rank: int = 0,
+                 world_size: int = 1, normalise: bool = True):
         self.utts = list(data)
         self.durations = utterance_durations(data)
         self.tokenizer, self.cfg, self.seed, self.train = tokenizer, cfg, seed, train
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.normalise = rank, world_size, normalise
         self.targets = [tokenizer.encode(u.text or "") for u in self.utts]
         self._cache: tuple[int, list[list[int]]] | None = None
 
@@ -145,7 +146,7 @@ class BatchLoader(torch.utils.data.Dataset):
         for i in indices:
             wave = load_audio(self.utts[i].audio)
             waves.append(augment(wave, self.cfg, rng) if self.train else wave)
-        waveforms, lengths = pad_waveforms(waves)
+        waveforms, lengths = pad_waveforms(waves, self.normalise)
         targets = [torch.tensor(self.targets[i], dtype=torch.long) for i in indices]
         return {
             "epoch": epoch, "index": index, "last": index == len(self.batches(epoch)) - 1,

@@ -37,6 +37,7 @@ class ModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     heads: list[str] = field(default_factory=lambda: ["ctc"])
     ctc_dropout: float = 0.1
+    normalize_waveform: bool = True  # zero mean, unit variance per utterance (wav2vec2's do_normalize)
 
 
 @dataclass

@@ -50,7 +50,11 @@ def import_hf_ctc(name_or_path: str):
     for key in ("_name_or_path", "transformers_version", "architectures"):
         values.pop(key, None)
     encoder = EncoderConfig(pretrained=name_or_path, hf_config=values)
-    config = Config(model=ModelConfig(encoder=encoder, heads=["ctc"], ctc_dropout=base.config.final_dropout))
+    from transformers import AutoFeatureExtractor
+
+    normalise = getattr(AutoFeatureExtractor.from_pretrained(name_or_path), "do_normalize", True)
+    config = Config(model=ModelConfig(encoder=encoder, heads=["ctc"], ctc_dropout=base.config.final_dropout,
+                                      normalize_waveform=bool(normalise)))
     model = build_model(config, tokenizer)
     model.audio_encoder.load_state_dict(base.state_dict(), strict=True)
     model.heads["ctc"].proj.load_state_dict(hf_model.lm_head.state_dict(), strict=True)

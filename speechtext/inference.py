@@ -84,7 +84,7 @@ class SpeechTextPipeline:
 
     @torch.inference_mode()
     def _decode_batch(self, loaded, items, opts: TranscribeOptions) -> None:
-        waveforms, lengths = pad_waveforms([wave for _, wave in loaded])
+        waveforms, lengths = pad_waveforms([wave for _, wave in loaded], self.config.model.normalize_waveform)
         with self._autocast(opts.precision):
             log_probs, frame_lengths = self.model.ctc_log_probs(waveforms.to(self.device), lengths.to(self.device))
         blank = self.tokenizer.blank_id

@@ -166,7 +166,7 @@ class Trainer:
         self.tokenizer = (CharTokenizer.from_dict(state["tokenizer"]) if state
                           else make_tokenizer(config, (u.text for u in train_data)))
         self.model = build_model(config, self.tokenizer).to(ctx.device)
-        shard = {"rank": ctx.rank, "world_size": ctx.world_size}
+        shard = {"rank": ctx.rank, "world_size": ctx.world_size, "normalise": config.model.normalize_waveform}
         self.train_set = BatchLoader(train_data, self.tokenizer, config.data, tc.seed, train=True, **shard)
         self.valid_set = BatchLoader(valid_data, self.tokenizer, config.data, tc.seed, train=False, **shard)
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
