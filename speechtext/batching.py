@@ -62,7 +62,7 @@ def _colour(samples: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> n
         for _ in range(rng.integers(1, 4)):
             b, a = _peaking(rng.uniform(150, 6000), rng.uniform(-12, 12), rng.uniform(0.5, 2.0))
             samples = lfilter(b, a, samples)
-        tilt = rng.uniform(-0.6, 0.6)  # first-order tilt: >0 brightens, <0 darkens
+        tilt = rng.uniform(-0.9, 0.6)  # first-order tilt: >0 brightens, <0 darkens
         samples = lfilter([1, -tilt], [1], samples) if tilt > 0 else lfilter([1 + tilt], [1, tilt], samples)
     if rng.random() < cfg.lowpass_prob:
         b, a = butter(6, rng.uniform(3400, 7500) / (SAMPLE_RATE / 2))
@@ -85,6 +85,10 @@ def augment(samples: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> n
 
             samples = soxr.resample(samples, SAMPLE_RATE * factor, SAMPLE_RATE, "QQ")
     samples = _colour(samples, cfg, rng)
+    if cfg.silence_pad:
+        # Recordings rarely start on the first word; the added silence gets the noise below like the speech.
+        lead, trail = (int(rng.uniform(0, cfg.silence_pad) * SAMPLE_RATE) for _ in range(2))
+        samples = np.concatenate([np.zeros(lead, samples.dtype), samples, np.zeros(trail, samples.dtype)])
     if cfg.gain_db:
         samples = samples * 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20)
     if cfg.noise_prob and rng.random() < cfg.noise_prob:

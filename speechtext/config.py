@@ -56,6 +56,7 @@ class DataConfig:
     eq_prob: float = 0.0  # random peaking filters (+-12 dB) and spectral tilt
     lowpass_prob: float = 0.0  # band-limit to 3.4-7.5 kHz, as telephone or 8 kHz sources are
     reverb_prob: float = 0.0  # synthetic room impulse response, RT60 0.1-0.5 s
+    silence_pad: float = 0.0  # up to this many seconds of (noisy) silence before and after the speech
     num_workers: int = 1
 
 
