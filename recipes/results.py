@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Write a recipe's RESULTS.md: one row per test set (WER, CER, sentence errors) plus how the model was
-trained and how long each stage took, read from the experiment directory."""
+"""Write an experiment's section of a recipe's RESULTS.md: one row per test set (WER, CER, sentence
+errors), how the model was trained and how long each stage took. Other experiments' sections stay."""
 from __future__ import annotations
 
 import argparse
@@ -37,19 +37,33 @@ def main() -> None:
                     f"{100 * result['sentence_errors'] / max(1, result['sentences']):.1f} |")
     times = stage_times(args.exp)
     training = meta.get("training", {})
-    lines = [
-        f"# Results: {os.path.basename(os.getcwd())}", "",
-        f"Model `{args.exp}/final`, CTC greedy decoding. Written {datetime.date.today()} by `recipes/results.py`.", "",
+    section = [
+        f"## {args.exp}", "",
+        f"Model `{args.exp}/final`, CTC greedy decoding; written {datetime.date.today()} by `recipes/results.py`.", "",
         "| test set | utterances | WER % | CER % | sentence errors % |", "|---|---|---|---|---|", *rows, "",
         f"- training: {training.get('steps', '?')} steps, averaged {', '.join(training.get('averaged', []))}; "
         f"best dev WER {training.get('best_dev_wer', float('nan')):.2f} %",
         f"- stage times (s): {', '.join(f'{k} {v}' for k, v in sorted(times.items()))}; total {sum(times.values())} s",
         f"- machine: {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}", "",
+        f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}", "", "",
     ]
-    with open(args.out, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
-    print("\n".join(lines))
+    write_section(args.out, args.exp, "\n".join(section))
+    print("\n".join(section))
+
+
+def write_section(path: str, exp: str, text: str) -> None:
+    """Replace this experiment's section of RESULTS.md (or add it), keeping the other experiments'."""
+    title = f"# Results: {os.path.basename(os.getcwd())}\n\n"
+    sections: dict[str, str] = {}
+    if os.path.exists(path):
+        body = open(path, encoding="utf-8").read()
+        for chunk in body.split("\n## ")[1:]:
+            sections[chunk.split("\n", 1)[0].strip()] = "## " + chunk.rstrip("\n") + "\n\n"
+    sections[exp] = text
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(title + "".join(sections[k] for k in sorted(sections)))
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ import numpy as np
 import soundfile as sf
 
 SAMPLE_RATE = 16000
-# Shorter than this, the wav2vec2 front end (25 ms receptive field) produces no frame at all.
-MIN_SECONDS = 0.1
+# The shortest spoken words last about 0.15 s; below that wav2vec2-base yields at most 7 frames and
+# an input is far more likely a truncated or broken file than speech.
+MIN_SECONDS = 0.15
 
 
 class AudioError(ValueError):

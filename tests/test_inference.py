@@ -42,7 +42,7 @@ def test_bad_inputs_are_reported_and_the_rest_transcribed(trained_model, speech_
 
     stereo = librosa.resample(data, orig_sr=rate, target_sr=44100)
     sf.write(tmp_path / "stereo44k.wav", np.stack([stereo, stereo], 1), 44100)
-    sf.write(tmp_path / "short.wav", tone(0.09), 16000)
+    sf.write(tmp_path / "short.wav", tone(0.1), 16000)
     scp = tmp_path / "wav.scp"
     entries = {"a-good": good[0], "b-missing": str(tmp_path / "missing.wav"), "c-empty": str(tmp_path / "empty.wav"),
                "d-corrupt": str(tmp_path / "corrupt.wav"), "e-stereo": str(tmp_path / "stereo44k.wav"),
@@ -53,7 +53,7 @@ def test_bad_inputs_are_reported_and_the_rest_transcribed(trained_model, speech_
     ids = [line.split()[0] for line in out.stdout.splitlines()]
     assert ids == ["a-good", "e-stereo", "g-good"]
     for key, problem in [("b-missing", "file not found"), ("c-empty", "empty"), ("d-corrupt", "cannot"),
-                         ("f-short", "only 0.090 s")]:
+                         ("f-short", "only 0.100 s")]:
         line = next(l for l in out.stderr.splitlines() if f"skipped {key}:" in l)
         assert entries[key] in line and problem in line
 
