@@ -6,6 +6,7 @@ bad input as an error on its own result instead of stopping the batch.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -50,8 +51,6 @@ class SpeechTextPipeline:
         self.tokenizer, self.config, self.path = tokenizer, config, path
 
     def _autocast(self, precision: str):
-        if precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
         use = precision == "bf16" or (precision == "auto" and bf16_supported(self.device))
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if use else nullcontext()
 
@@ -60,9 +59,15 @@ class SpeechTextPipeline:
         durations = {}
         for i, (item, spec) in enumerate(zip(items, specs)):
             try:
-                durations[i] = probe_duration(spec)
+                seconds = probe_duration(spec)
             except AudioError as exc:
                 item.error = str(exc)
+                continue
+            if seconds > opts.max_seconds:  # refused before it is decoded into memory
+                item.error = (f"{spec.source}: {seconds:.1f} s is longer than the limit of {opts.max_seconds:.0f} s; "
+                              "split it or raise --max-seconds")
+            else:
+                durations[i] = seconds
         order = sorted(durations, key=durations.get, reverse=True)
         batches, current = [], []
         for i in order:
@@ -102,11 +107,12 @@ class SpeechTextPipeline:
         ``inputs``: paths, :class:`AudioSpec`, or ``(id, path-or-spec)`` pairs. Bad inputs get
         ``error`` set (naming the file and the problem) and the rest are still transcribed.
         """
-        opts = options or TranscribeOptions()
-        for key, value in overrides.items():
-            if not hasattr(opts, key):
-                raise TypeError(f"transcribe() got an unknown option {key!r}")
-            setattr(opts, key, value)
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(TranscribeOptions)}
+        if unknown:
+            raise TypeError(f"transcribe() got unknown option(s) {sorted(unknown)}")
+        opts = dataclasses.replace(options or TranscribeOptions(), **overrides)
+        if opts.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, not {opts.precision!r}")
         if opts.decoder not in ("greedy", "beam"):
             raise ValueError(f"decoder must be 'greedy' or 'beam', not {opts.decoder!r}")
         if opts.beam_size < 1:

@@ -122,8 +122,12 @@ def _autocast(device, dtype):
 
 
 def _setup_logging(out_dir: str, main: bool) -> None:
+    """Log to ``<out_dir>/train.log`` and stderr (rank 0 only), replacing an earlier run's handlers."""
     log.setLevel(logging.INFO)
-    if main and not any(isinstance(h, logging.FileHandler) for h in log.handlers):
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+    if main:
         handler = logging.FileHandler(os.path.join(out_dir, "train.log"))
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         log.addHandler(handler)

@@ -68,3 +68,16 @@ def test_score_cli(tmp_path):
     (tmp_path / "hyp").write_text("u1 a x c\n")
     out = run_cli("score", str(tmp_path / "ref"), str(tmp_path / "hyp"))
     assert out.returncode == 0 and "%WER 33.33" in out.stdout and (tmp_path / "per_utt.pra").exists()
+
+
+def test_long_inputs_and_bad_options(trained_model, tmp_path):
+    sf.write(tmp_path / "long.wav", tone(4.0), 16000)
+    model = speechtext.load_model(trained_model)
+    result = model.transcribe([str(tmp_path / "long.wav")], max_seconds=3)[0]
+    assert result.text is None and "longer than the limit of 3 s" in result.error
+    with pytest.raises(ValueError, match="beam size must be at least 1"):
+        model.transcribe([str(tmp_path / "long.wav")], decoder="beam", beam_size=0)
+    with pytest.raises(ValueError, match="precision must be"):
+        model.transcribe([], precision="fp8")
+    with pytest.raises(TypeError, match="unknown option"):
+        model.transcribe([], beams=3)

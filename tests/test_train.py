@@ -16,6 +16,13 @@ from speechtext.train import train
 from conftest import tiny_config
 
 
+def test_each_run_logs_into_its_own_directory(speech_dir, tmp_path):
+    for name in ("one", "two"):
+        train(tiny_config(max_steps=2, valid_interval=2), speech_dir, speech_dir, str(tmp_path / name))
+    one, two = (open(tmp_path / n / "train.log").read() for n in ("one", "two"))
+    assert one.count("averaged") == 1 and two.count("averaged") == 1 and str(tmp_path / "two") not in one
+
+
 def test_training_writes_model_dir_log_and_curve(trained_model):
     exp = os.path.dirname(trained_model)
     for name in ("train.log", "loss_curve.png", "metrics.jsonl", "last.pt", "config.yaml"):
