@@ -33,8 +33,35 @@ class EncoderConfig:
 
 
 @dataclass
+class TextEncoderConfig:
+    """A BERT-family text encoder: a size preset, or a pretrained hub id / local directory (whose
+    tokenizer is then used). Without ``pretrained`` a WordPiece vocabulary of ``vocab_size`` is
+    trained on the training transcripts. ``hf_config`` is filled in when a model is saved."""
+
+    preset: str = "tiny"
+    pretrained: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    vocab_size: int = 1000
+    hf_config: dict[str, Any] | None = None
+
+
+@dataclass
+class FusionConfig:
+    """The cross-attention block: text-side queries attend over audio frames."""
+
+    dim: int = 192
+    layers: int = 2
+    heads: int = 4
+    ff_dim: int = 512
+    dropout: float = 0.1
+
+
+@dataclass
 class ModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    text_encoder: TextEncoderConfig | None = None  # None: an audio-only model
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    embed_dim: int = 256  # the shared speech-text embedding space
     heads: list[str] = field(default_factory=lambda: ["ctc"])
     ctc_dropout: float = 0.1
     normalize_waveform: bool = True  # zero mean, unit variance per utterance (wav2vec2's do_normalize)
@@ -110,9 +137,9 @@ def _build(cls, values: dict, where: str):
         if key not in fields:
             raise ConfigError(f"{where}: unknown key '{key}'; valid keys: {', '.join(sorted(fields))}")
         sub = fields[key].type
-        target = {"EncoderConfig": EncoderConfig, "ModelConfig": ModelConfig, "DataConfig": DataConfig,
-                  "TrainConfig": TrainConfig}.get(sub if isinstance(sub, str) else getattr(sub, "__name__", ""))
-        kwargs[key] = _build(target, value, f"{where}.{key}") if target else value
+        name = sub.split("|")[0].strip() if isinstance(sub, str) else getattr(sub, "__name__", "")
+        target = NESTED.get(name)
+        kwargs[key] = _build(target, value, f"{where}.{key}") if target and value is not None else value
     try:
         obj = cls(**kwargs)
     except TypeError as exc:
@@ -132,6 +159,9 @@ def _check_types(obj, where: str) -> None:
             raise ConfigError(f"{where}.{f.name}: expected a number, got {value!r}")
         if not numeric and not isinstance(value, type(default)):
             raise ConfigError(f"{where}.{f.name}: expected {type(default).__name__}, got {value!r}")
+
+
+NESTED = {c.__name__: c for c in (EncoderConfig, TextEncoderConfig, FusionConfig, ModelConfig, DataConfig, TrainConfig)}
 
 
 def config_from_dict(values: dict, where: str = "config") -> Config:

@@ -1,0 +1,62 @@
+"""Cross-attention fusion: a stack of layers in which text-side queries (self-attention, then
+cross-attention over audio frames, then a feed-forward block; pre-LayerNorm) produce fused vectors.
+
+One module serves every head with different queries: command phrases (command head), decoder tokens
+(recognition, with ``causal=True``), text for synthesis conditioning.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import FusionConfig
+from .audio_encoder import frame_mask
+
+
+class FusionLayer(nn.Module):
+    def __init__(self, cfg: FusionConfig):
+        super().__init__()
+        self.self_norm, self.cross_norm, self.ff_norm = (nn.LayerNorm(cfg.dim) for _ in range(3))
+        self.self_attn = nn.MultiheadAttention(cfg.dim, cfg.heads, dropout=cfg.dropout, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(cfg.dim, cfg.heads, dropout=cfg.dropout, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(cfg.dim, cfg.ff_dim), nn.GELU(), nn.Dropout(cfg.dropout),
+                                nn.Linear(cfg.ff_dim, cfg.dim))
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, queries, query_pad, frames, frame_pad, causal: bool, need_weights: bool):
+        x = self.self_norm(queries)
+        causal_mask = (torch.triu(torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device), 1)
+                       if causal else None)
+        h, _ = self.self_attn(x, x, x, key_padding_mask=query_pad, attn_mask=causal_mask, need_weights=False)
+        queries = queries + self.dropout(h)
+        h, weights = self.cross_attn(self.cross_norm(queries), frames, frames, key_padding_mask=frame_pad,
+                                     need_weights=need_weights, average_attn_weights=False)
+        queries = queries + self.dropout(h)
+        return queries + self.dropout(self.ff(self.ff_norm(queries))), weights
+
+
+class FusionBlock(nn.Module):
+    """``queries (B, Q, Dq)`` over ``frames (B, T, Da)`` -> fused ``(B, Q, D)``."""
+
+    def __init__(self, cfg: FusionConfig, query_dim: int, frame_dim: int):
+        super().__init__()
+        self.query_in = nn.Linear(query_dim, cfg.dim)
+        self.frame_in = nn.Linear(frame_dim, cfg.dim)
+        self.layers = nn.ModuleList(FusionLayer(cfg) for _ in range(cfg.layers))
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    def forward(self, queries, query_lengths, frames, frame_lengths, causal: bool = False,
+                return_attention: bool = False):
+        """Args: ``queries (B, Q, Dq)``, ``query_lengths (B,)``, ``frames (B, T, Da)``, ``frame_lengths (B,)``.
+
+        Returns ``(fused (B, Q, D), attention)``; ``attention`` is a list with one ``(B, heads, Q, T)``
+        tensor of cross-attention weights per layer when ``return_attention``, else ``[]``.
+        """
+        q_pad = ~frame_mask(query_lengths, queries.shape[1])
+        f_pad = ~frame_mask(frame_lengths, frames.shape[1])
+        x, memory, maps = self.query_in(queries), self.frame_in(frames), []
+        for layer in self.layers:
+            x, weights = layer(x, q_pad, memory, f_pad, causal, return_attention)
+            if return_attention:
+                maps.append(weights)
+        return self.norm(x), maps

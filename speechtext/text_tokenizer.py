@@ -1,0 +1,88 @@
+"""The text encoder's tokenizer: a WordPiece vocabulary trained on the recipe's text with the
+``tokenizers`` library, or a pretrained BERT-family tokenizer. Either way it is stored in the model
+directory as one ``tokenizers`` JSON file, so loading needs neither the hub nor ``transformers``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import string
+
+import torch
+
+TEXT_TOKENIZER_FILE = "text_tokenizer.json"
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+class TextTokenizerError(ValueError):
+    """Text that cannot be used as text-encoder input (e.g. it tokenises to nothing)."""
+
+
+class TextTokenizer:
+    def __init__(self, backend, pad: str = "[PAD]", cls: str = "[CLS]", sep: str = "[SEP]"):
+        self.backend = backend
+        self.pad_id, self.cls_id, self.sep_id = (backend.token_to_id(t) for t in (pad, cls, sep))
+        self.unk_id = backend.token_to_id("[UNK]")
+        if None in (self.pad_id, self.cls_id, self.sep_id):
+            raise ValueError(f"text tokenizer: vocabulary lacks one of {pad}, {cls}, {sep}")
+        self.backend.no_padding()
+        self.backend.no_truncation()
+
+    @property
+    def vocab_size(self) -> int:
+        return self.backend.get_vocab_size()
+
+    @classmethod
+    def train(cls, texts, vocab_size: int = 1000) -> "TextTokenizer":
+        """Train a lower-cased WordPiece vocabulary; every letter and digit is in it, so unseen words
+        (zero-shot commands) still split into pieces instead of becoming ``[UNK]``."""
+        from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+
+        backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        alphabet = string.ascii_lowercase + string.digits + "'"
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=list(alphabet))
+        # Doubled letters put every word-internal piece ("##f") in the vocabulary, beside the initial ones.
+        backend.train_from_iterator(list(texts) + [" ".join(c + c for c in alphabet)], trainer)
+        ids = [(t, backend.token_to_id(t)) for t in ("[CLS]", "[SEP]")]
+        backend.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=ids)
+        return cls(backend)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str) -> "TextTokenizer":
+        """A BERT-family fast tokenizer (hub id or directory), kept as its ``tokenizers`` backend."""
+        from transformers import AutoTokenizer
+
+        hf = AutoTokenizer.from_pretrained(name_or_path)
+        return cls(hf.backend_tokenizer, pad=hf.pad_token, cls=hf.cls_token, sep=hf.sep_token)
+
+    def encode(self, texts: list[str], max_length: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """Texts -> ``(ids (B, L), lengths (B,))``, padded with the pad id and cut at ``max_length``.
+
+        Raises :class:`TextTokenizerError` naming the text when one has no content tokens."""
+        rows = []
+        for text in texts:
+            ids = self.backend.encode(text).ids
+            if all(i in (self.cls_id, self.sep_id, self.pad_id, self.unk_id) for i in ids):
+                raise TextTokenizerError(f"text {text!r} tokenises to nothing; give words")
+            rows.append(ids[: max_length - 1] + [self.sep_id] if len(ids) > max_length else ids)
+        lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+        out = torch.full((len(rows), int(lengths.max()) if rows else 0), self.pad_id, dtype=torch.long)
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = torch.tensor(row)
+        return out, lengths
+
+    def save(self, directory: str) -> None:
+        data = {"backend": json.loads(self.backend.to_str()), "pad": self.backend.id_to_token(self.pad_id),
+                "cls": self.backend.id_to_token(self.cls_id), "sep": self.backend.id_to_token(self.sep_id)}
+        with open(os.path.join(directory, TEXT_TOKENIZER_FILE), "w", encoding="utf-8") as handle:
+            json.dump(data, handle, ensure_ascii=False)
+
+    @classmethod
+    def load(cls, directory: str) -> "TextTokenizer":
+        from tokenizers import Tokenizer
+
+        with open(os.path.join(directory, TEXT_TOKENIZER_FILE), encoding="utf-8") as handle:
+            data = json.load(handle)
+        return cls(Tokenizer.from_str(json.dumps(data["backend"])), data["pad"], data["cls"], data["sep"])

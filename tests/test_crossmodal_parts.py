@@ -1,0 +1,97 @@
+"""The cross-modal building blocks: text tokenizer and encoder, shared space, fusion."""
+import math
+import os
+
+import pytest
+import torch
+
+from speechtext.config import FusionConfig, TextEncoderConfig
+from speechtext.models.fusion import FusionBlock
+from speechtext.models.shared_space import SharedSpace, contrastive_loss, masked_mean
+from speechtext.models.text_encoder import build_text_encoder, encode_text
+from speechtext.text_tokenizer import TextTokenizer, TextTokenizerError
+
+PHRASES = ["turn on the lights in the kitchen", "stop the music", "call five one two", "move forward two meters"]
+
+
+def fusion(**kw):
+    torch.manual_seed(0)
+    return FusionBlock(FusionConfig(dim=32, layers=2, heads=4, ff_dim=64, dropout=0.0, **kw), 24, 40).eval()
+
+
+def test_fusion_ignores_padding_on_both_sides():
+    block = fusion()
+    q, f = torch.randn(2, 5, 24), torch.randn(2, 30, 40)
+    out, _ = block(q, torch.tensor([5, 3]), f, torch.tensor([30, 17]))
+    alone, _ = block(q[1:, :3], torch.tensor([3]), f[1:, :17], torch.tensor([17]))
+    assert out.shape == (2, 5, 32) and torch.allclose(out[1, :3], alone[0], atol=1e-5)
+
+
+def test_causal_queries_do_not_see_the_future():
+    block = fusion()
+    q, f = torch.randn(1, 6, 24), torch.randn(1, 20, 40)
+    changed = q.clone()
+    changed[0, 4:] += 5.0
+    a, _ = block(q, torch.tensor([6]), f, torch.tensor([20]), causal=True)
+    b, _ = block(changed, torch.tensor([6]), f, torch.tensor([20]), causal=True)
+    assert torch.allclose(a[0, :4], b[0, :4], atol=1e-5) and not torch.allclose(a[0, 4:], b[0, 4:])
+
+
+def test_attention_maps_cover_real_frames_only():
+    _, maps = fusion()(torch.randn(2, 4, 24), torch.tensor([4, 4]), torch.randn(2, 25, 40), torch.tensor([25, 10]),
+                       return_attention=True)
+    assert len(maps) == 2 and maps[0].shape == (2, 4, 4, 25)
+    assert torch.allclose(maps[0].sum(-1), torch.ones(2, 4, 4), atol=1e-5) and maps[0][1, :, :, 10:].abs().max() == 0
+
+
+def test_contrastive_loss_rewards_alignment_and_masks_duplicates():
+    torch.manual_seed(0)
+    text = torch.nn.functional.normalize(torch.randn(4, 16), dim=-1)
+    scale = torch.tensor(20.0)
+    aligned = contrastive_loss(text, text, scale, ["a", "b", "c", "d"])
+    shuffled = contrastive_loss(text[[1, 0, 3, 2]], text, scale, ["a", "b", "c", "d"])
+    assert aligned < 0.1 < shuffled
+    # Items 0 and 1 share a transcript: confusing them must cost nothing once masked.
+    dup = torch.stack([text[0], text[0], text[2], text[3]])
+    assert contrastive_loss(dup, dup, scale, ["a", "a", "c", "d"]) < 0.1
+    unmasked = contrastive_loss(dup, dup, scale, ["a", "b", "c", "d"])  # rows 0, 1: two equal maxima each
+    assert unmasked == pytest.approx(2 * math.log(2) / 4, abs=1e-3)
+
+
+def test_masked_mean_and_projection_are_unit_vectors():
+    states = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]]])
+    assert masked_mean(states, torch.tensor([2])).tolist() == [[2.0, 2.0]]
+    space = SharedSpace(2, 3, 8)
+    assert torch.allclose(space.audio(torch.randn(5, 2)).norm(dim=-1), torch.ones(5)) and float(space.scale()) == pytest.approx(1 / 0.07, rel=1e-4)
+
+
+def test_text_tokenizer_trains_saves_and_splits_unseen_words(tmp_path):
+    tok = TextTokenizer.train(PHRASES * 5, vocab_size=150)
+    ids, lengths = tok.encode(["turn off the xylophone", "stop"])
+    assert ids.shape == (2, int(lengths.max())) and tok.unk_id not in ids[0, : lengths[0]].tolist()
+    tok.save(str(tmp_path))
+    assert torch.equal(TextTokenizer.load(str(tmp_path)).encode(["turn off the xylophone"])[0], ids[:1, : lengths[0]])
+    for bad in ["", "   ", "?!"]:
+        with pytest.raises(TextTokenizerError, match="tokenises to nothing"):
+            tok.encode([bad])
+
+
+def test_text_encoder_preset_and_pretrained_directory(tmp_path):
+    tok = TextTokenizer.train(PHRASES, vocab_size=120)
+    cfg = TextEncoderConfig(preset="tiny", overrides={"num_hidden_layers": 1})
+    encoder = build_text_encoder(cfg, tok.vocab_size)
+    ids, lengths = tok.encode(PHRASES[:2])
+    states = encode_text(encoder, ids, lengths)
+    assert states.shape == (2, ids.shape[1], 128) and cfg.hf_config["num_hidden_layers"] == 1
+    # A BERT checkpoint directory, saved here, loads through from_pretrained with its own tokenizer.
+    from transformers import BertTokenizerFast
+
+    encoder.save_pretrained(tmp_path / "bert")
+    vocab = {tok.backend.id_to_token(i): i for i in range(tok.vocab_size)}
+    BertTokenizerFast(vocab=vocab).save_pretrained(tmp_path / "bert")
+    loaded = build_text_encoder(TextEncoderConfig(pretrained=str(tmp_path / "bert")), tok.vocab_size)
+    hf_tok = TextTokenizer.from_pretrained(str(tmp_path / "bert"))
+    ids2, lengths2 = hf_tok.encode(PHRASES[:2])
+    assert torch.equal(ids2, ids)
+    encoder.eval(), loaded.eval()
+    assert torch.allclose(encode_text(loaded, ids2, lengths2), encode_text(encoder, ids, lengths), atol=1e-5)
