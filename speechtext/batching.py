@@ -117,12 +117,15 @@ class BatchLoader(torch.utils.data.Dataset):
     process builds it. Under DDP each rank sees its own share of every epoch's batches."""
 
     def __init__(self, data: DataDir, tokenizer, cfg: DataConfig, seed: int, train: bool, rank: int = 0,
-                 world_size: int = 1, normalise: bool = True):
+                 world_size: int = 1, normalise: bool = True, text_tokenizer=None, intents: list[str] | None = None):
         self.utts = list(data)
         self.durations = utterance_durations(data)
         self.tokenizer, self.cfg, self.seed, self.train = tokenizer, cfg, seed, train
         self.rank, self.world_size, self.normalise = rank, world_size, normalise
         self.targets = [tokenizer.encode(u.text or "") for u in self.utts]
+        self.text_tokenizer = text_tokenizer
+        index = {name: i for i, name in enumerate(intents or [])}
+        self.intent_ids = [index.get(u.intent, -1) for u in self.utts]
         self._cache: tuple[int, list[list[int]]] | None = None
 
     def batches(self, epoch: int) -> list[list[int]]:
@@ -152,7 +155,7 @@ class BatchLoader(torch.utils.data.Dataset):
             waves.append(augment(wave, self.cfg, rng) if self.train else wave)
         waveforms, lengths = pad_waveforms(waves, self.normalise)
         targets = [torch.tensor(self.targets[i], dtype=torch.long) for i in indices]
-        return {
+        batch = {
             "epoch": epoch, "index": index, "last": index == len(self.batches(epoch)) - 1,
             "utt_ids": [self.utts[i].utt_id for i in indices],
             "waveforms": waveforms,
@@ -160,6 +163,20 @@ class BatchLoader(torch.utils.data.Dataset):
             "targets": torch.nn.utils.rnn.pad_sequence(targets, batch_first=True),
             "target_lengths": torch.tensor([len(t) for t in targets], dtype=torch.long),
         }
+        if self.text_tokenizer is not None:
+            batch.update(self._text_fields(indices, epoch, index))
+        return batch
+
+    def _text_fields(self, indices: list[int], epoch: int, index: int) -> dict:
+        """Transcripts for the text encoder, intent ids (-1: none) and command candidates per utterance."""
+        from .models.command import sample_candidates
+
+        texts = [self.utts[i].text or "" for i in indices]
+        text_ids, text_lengths = self.text_tokenizer.encode(texts)
+        generator = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, epoch, index, 1]).integers(2**31)))
+        pairs, groups = sample_candidates(texts, self.cfg.command_negatives, generator)
+        return {"texts": texts, "text_ids": text_ids, "text_lengths": text_lengths, "pairs": pairs, "groups": groups,
+                "intent_ids": torch.tensor([self.intent_ids[i] for i in indices], dtype=torch.long)}
 
 
 class RunSampler(torch.utils.data.Sampler):

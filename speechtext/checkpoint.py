@@ -24,6 +24,7 @@ from .tokenizer import load_tokenizer
 FORMAT_VERSION = 1
 META_FILE = "speechtext.json"
 WEIGHTS_FILE = "model.safetensors"
+INTENTS_FILE = "intents.json"
 
 
 class CheckpointError(ValueError):
@@ -56,13 +57,19 @@ def load_checkpoint(path: str) -> dict:
     return state
 
 
-def save_model_dir(model, tokenizer, config, path: str, extra: dict | None = None) -> None:
+def save_model_dir(model, tokenizer, config, path: str, extra: dict | None = None, text_tokenizer=None,
+                   intents: list[str] | None = None) -> None:
     """Write a self-contained model directory (replacing ``path`` atomically if it exists)."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     save_config(config, os.path.join(tmp, "config.yaml"))
     tokenizer.save(tmp)
+    if text_tokenizer is not None:
+        text_tokenizer.save(tmp)
+    if intents:
+        with open(os.path.join(tmp, INTENTS_FILE), "w", encoding="utf-8") as handle:
+            json.dump(intents, handle, indent=0)
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(weights, os.path.join(tmp, WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
     meta = {"format_version": FORMAT_VERSION, "speechtext_version": __version__, **(extra or {})}
@@ -93,11 +100,26 @@ def read_model_dir(path: str):
     return config, load_tokenizer(path), load_file(os.path.join(path, WEIGHTS_FILE))
 
 
-def build_model(config, tokenizer, state_dict=None):
+def read_text_vocabularies(path: str):
+    """``(text tokenizer or None, intent labels or None)`` of a model directory."""
+    from .text_tokenizer import TEXT_TOKENIZER_FILE, TextTokenizer
+
+    text = TextTokenizer.load(path) if os.path.exists(os.path.join(path, TEXT_TOKENIZER_FILE)) else None
+    intents = None
+    if os.path.exists(os.path.join(path, INTENTS_FILE)):
+        with open(os.path.join(path, INTENTS_FILE), encoding="utf-8") as handle:
+            intents = json.load(handle)
+    return text, intents
+
+
+def build_model(config, tokenizer, state_dict=None, text_tokenizer=None, intents: list[str] | None = None):
     """Build a ``SpeechTextModel`` from its config in plain code, then load weights strictly."""
     from .models import SpeechTextModel
 
-    model = SpeechTextModel(config.model, tokenizer.vocab_size, tokenizer.blank_id)
+    if config.model.text_encoder is not None and text_tokenizer is None:
+        raise CheckpointError("the config has a text encoder but no text tokenizer was given")
+    model = SpeechTextModel(config.model, tokenizer.vocab_size, tokenizer.blank_id,
+                            text_tokenizer.vocab_size if text_tokenizer else 0, len(intents or []))
     if state_dict is not None:
         model.load_state_dict(state_dict, strict=True)
     return model

@@ -62,6 +62,8 @@ class ModelConfig:
     text_encoder: TextEncoderConfig | None = None  # None: an audio-only model
     fusion: FusionConfig = field(default_factory=FusionConfig)
     embed_dim: int = 256  # the shared speech-text embedding space
+    loss_weights: dict[str, float] = field(default_factory=lambda: {"ctc": 1.0, "contrastive": 0.5, "command": 0.5,
+                                                                      "intent": 0.5})
     heads: list[str] = field(default_factory=lambda: ["ctc"])
     ctc_dropout: float = 0.1
     normalize_waveform: bool = True  # zero mean, unit variance per utterance (wav2vec2's do_normalize)
@@ -85,6 +87,7 @@ class DataConfig:
     reverb_prob: float = 0.0  # synthetic room impulse response, RT60 0.1-0.5 s
     silence_pad: float = 0.0  # up to this many seconds of (noisy) silence before and after the speech
     num_workers: int = 1
+    command_negatives: int = 7  # other commands of the batch each utterance is scored against
 
 
 @dataclass

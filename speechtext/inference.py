@@ -16,7 +16,7 @@ import torch
 
 from .audio import SAMPLE_RATE, AudioError, AudioSpec, load_audio, probe_duration
 from .batching import pad_waveforms
-from .checkpoint import build_model, read_model_dir
+from .checkpoint import build_model, read_model_dir, read_text_vocabularies
 from .config import TranscribeOptions
 from .decode import ctc_greedy, ctc_prefix_beam_search
 
@@ -45,10 +45,31 @@ def bf16_supported(device: torch.device) -> bool:
 class SpeechTextPipeline:
     """A loaded model with its tokenizer and config; what :func:`load_model` returns."""
 
-    def __init__(self, model, tokenizer, config, device: str = "cpu", path: str | None = None):
+    def __init__(self, model, tokenizer, config, device: str = "cpu", path: str | None = None, text_tokenizer=None,
+                 intents: list[str] | None = None):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer, self.config, self.path = tokenizer, config, path
+        self.text_tokenizer, self.intents = text_tokenizer, intents
+
+    def embed_audio(self, inputs, options: TranscribeOptions | None = None, progress: bool = False):
+        """Shared-space unit vectors of audio inputs: a list of :class:`~speechtext.crossmodal.AudioEmbedding`."""
+        from .crossmodal import embed_audio
+
+        return embed_audio(self, inputs, options, progress)
+
+    def embed_text(self, texts: list[str]):
+        """Shared-space unit vectors of texts: ``(N, D)`` numpy array."""
+        from .crossmodal import embed_text
+
+        return embed_text(self, texts)
+
+    def classify_command(self, inputs, commands=None, threshold: float | None = None,
+                         options: TranscribeOptions | None = None, progress: bool = False):
+        """Best free-text command (zero-shot) or, without ``commands``, the closed-set intent, per input."""
+        from .crossmodal import classify_command
+
+        return classify_command(self, inputs, commands, threshold, options, progress)
 
     def _autocast(self, precision: str):
         use = precision == "bf16" or (precision == "auto" and bf16_supported(self.device))
@@ -119,29 +140,41 @@ class SpeechTextPipeline:
             raise ValueError(f"beam size must be at least 1, got {opts.beam_size}")
         if opts.num_threads:
             torch.set_num_threads(opts.num_threads)
-        items, specs = _normalise_inputs(inputs)
-        batches = self._plan(items, specs, opts)
+        items, specs = _normalise_inputs(inputs, Transcript)
+        self._run(items, specs, opts, lambda loaded: self._decode_batch(loaded, items, opts), progress)
+        return items
+
+    def _run(self, items, specs, opts: TranscribeOptions, process, progress: bool) -> None:
+        """Length-sorted batches of the good inputs, the next batch's audio decoded in a background
+        thread while ``process([(item index, samples), ...])`` runs on the current one."""
         from tqdm import tqdm
 
+        batches = self._plan(items, specs, opts)
         with ThreadPoolExecutor(max_workers=1) as pool, tqdm(total=len(items), disable=not progress, unit="file") as bar:
             pending = pool.submit(self._load, batches[0], items, specs, opts) if batches else None
             for k in range(len(batches)):
                 loaded = pending.result()
                 pending = pool.submit(self._load, batches[k + 1], items, specs, opts) if k + 1 < len(batches) else None
                 if loaded:
-                    self._decode_batch(loaded, items, opts)
+                    process(loaded)
                 bar.update(len(batches[k]))
-        return items
+
+    @torch.inference_mode()
+    def _frames(self, loaded, precision: str):
+        waveforms, lengths = pad_waveforms([wave for _, wave in loaded], self.config.model.normalize_waveform)
+        with self._autocast(precision):
+            frames, frame_lengths = self.model.encode(waveforms.to(self.device), lengths.to(self.device))
+        return frames.float(), frame_lengths
 
 
-def _normalise_inputs(inputs) -> tuple[list[Transcript], list[AudioSpec]]:
+def _normalise_inputs(inputs, result_type) -> tuple[list, list[AudioSpec]]:
     items, specs = [], []
     for entry in inputs:
         utt_id, spec = entry if isinstance(entry, tuple) else (None, entry)
         spec = spec if isinstance(spec, AudioSpec) else AudioSpec(str(spec))
         if utt_id is None:
             utt_id = os.path.splitext(os.path.basename(spec.source))[0]
-        items.append(Transcript(utt_id, spec.source))
+        items.append(result_type(utt_id, spec.source))
         specs.append(spec)
     return items, specs
 
@@ -154,9 +187,11 @@ def load_model(path: str, device: str = "cpu") -> SpeechTextPipeline:
 
     if os.path.isfile(os.path.join(path, META_FILE)):
         config, tokenizer, weights = read_model_dir(path)
-        model = build_model(config, tokenizer, weights)
-    elif os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
+        text_tokenizer, intents = read_text_vocabularies(path)
+        model = build_model(config, tokenizer, weights, text_tokenizer=text_tokenizer, intents=intents)
+        return SpeechTextPipeline(model, tokenizer, config, device=device, path=path, text_tokenizer=text_tokenizer,
+                                  intents=intents)
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
         raise FileNotFoundError(f"{path}: neither a speechtext model directory nor a Hugging Face checkpoint")
-    else:
-        model, tokenizer, config = import_hf_ctc(path)
+    model, tokenizer, config = import_hf_ctc(path)
     return SpeechTextPipeline(model, tokenizer, config, device=device, path=path)

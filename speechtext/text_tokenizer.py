@@ -73,16 +73,23 @@ class TextTokenizer:
             out[i, : len(row)] = torch.tensor(row)
         return out, lengths
 
+    def to_json(self) -> str:
+        return json.dumps({"backend": json.loads(self.backend.to_str()), "pad": self.backend.id_to_token(self.pad_id),
+                           "cls": self.backend.id_to_token(self.cls_id), "sep": self.backend.id_to_token(self.sep_id)},
+                          ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TextTokenizer":
+        from tokenizers import Tokenizer
+
+        data = json.loads(text)
+        return cls(Tokenizer.from_str(json.dumps(data["backend"])), data["pad"], data["cls"], data["sep"])
+
     def save(self, directory: str) -> None:
-        data = {"backend": json.loads(self.backend.to_str()), "pad": self.backend.id_to_token(self.pad_id),
-                "cls": self.backend.id_to_token(self.cls_id), "sep": self.backend.id_to_token(self.sep_id)}
         with open(os.path.join(directory, TEXT_TOKENIZER_FILE), "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False)
+            handle.write(self.to_json())
 
     @classmethod
     def load(cls, directory: str) -> "TextTokenizer":
-        from tokenizers import Tokenizer
-
         with open(os.path.join(directory, TEXT_TOKENIZER_FILE), encoding="utf-8") as handle:
-            data = json.load(handle)
-        return cls(Tokenizer.from_str(json.dumps(data["backend"])), data["pad"], data["cls"], data["sep"])
+            return cls.from_json(handle.read())

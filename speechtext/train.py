@@ -144,6 +144,19 @@ def make_tokenizer(config: Config, texts) -> CharTokenizer:
     return CharTokenizer.build(texts)
 
 
+def make_text_vocabularies(config: Config, train_data):
+    """``(text tokenizer, intent labels)`` for a model with a text encoder, else ``(None, None)``."""
+    cfg = config.model.text_encoder
+    if cfg is None:
+        return None, None
+    from .text_tokenizer import TextTokenizer
+
+    texts = [u.text for u in train_data if u.text]
+    text_tokenizer = TextTokenizer.from_pretrained(cfg.pretrained) if cfg.pretrained else TextTokenizer.train(texts, cfg.vocab_size)
+    intents = sorted({u.intent for u in train_data if u.intent}) if "command" in config.model.heads else []
+    return text_tokenizer, intents or None
+
+
 class Trainer:
     def __init__(self, config: Config, train_dir: str, valid_dir: str, out_dir: str, resume: bool = False):
         self.ctx = ctx = setup_distributed()
@@ -169,8 +182,16 @@ class Trainer:
         train_data, valid_data = read_data_dir(train_dir), read_data_dir(valid_dir)
         self.tokenizer = (CharTokenizer.from_dict(state["tokenizer"]) if state
                           else make_tokenizer(config, (u.text for u in train_data)))
-        self.model = build_model(config, self.tokenizer).to(ctx.device)
-        shard = {"rank": ctx.rank, "world_size": ctx.world_size, "normalise": config.model.normalize_waveform}
+        if state:
+            from .text_tokenizer import TextTokenizer
+
+            self.text_tokenizer = TextTokenizer.from_json(state["text_tokenizer"]) if state["text_tokenizer"] else None
+            self.intents = json.loads(state["intents"])
+        else:
+            self.text_tokenizer, self.intents = make_text_vocabularies(config, train_data)
+        self.model = build_model(config, self.tokenizer, text_tokenizer=self.text_tokenizer, intents=self.intents).to(ctx.device)
+        shard = {"rank": ctx.rank, "world_size": ctx.world_size, "normalise": config.model.normalize_waveform,
+                 "text_tokenizer": self.text_tokenizer, "intents": self.intents}
         self.train_set = BatchLoader(train_data, self.tokenizer, config.data, tc.seed, train=True, **shard)
         self.valid_set = BatchLoader(valid_data, self.tokenizer, config.data, tc.seed, train=False, **shard)
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
@@ -208,7 +229,9 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "step": self.step, "epoch": self.epoch, "batch_index": self.batch_index, "rng": rngs,
                 "history": json.dumps(self.history), "scores": json.dumps(self.scores),
-                "tokenizer": self.tokenizer.to_dict(), "config": json.dumps(config_to_dict(self.config))}
+                "tokenizer": self.tokenizer.to_dict(), "config": json.dumps(config_to_dict(self.config)),
+                "text_tokenizer": self.text_tokenizer.to_json() if self.text_tokenizer else "",
+                "intents": json.dumps(self.intents)}
 
     def save_last(self) -> None:
         state = self._state()  # every rank takes part in gathering RNG states
@@ -260,10 +283,10 @@ class Trainer:
     def _forward_backward(self, batch: dict, sync: bool) -> dict:
         device = self.ctx.device
         no_sync = self.ddp.no_sync if (self.ctx.world_size > 1 and not sync) else nullcontext
+        on_device = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         with no_sync():
             with _autocast(device, self.autocast_dtype):
-                loss, stats = self.ddp(batch["waveforms"].to(device), batch["lengths"].to(device),
-                                       batch["targets"].to(device), batch["target_lengths"].to(device))
+                loss, stats = self.ddp(on_device)
             self.scaler.scale(loss / self.config.train.accum_grad).backward()
         stats["audio_seconds"] = float(batch["lengths"].sum()) / 16000
         return stats
@@ -282,7 +305,9 @@ class Trainer:
 
     def _log_train(self, running: list[dict], grad_norm: float, seconds: float) -> None:
         utts = sum(s["utts"] for s in running)
-        entry = {"step": self.step, "epoch": self.epoch, "loss": sum(s["loss"] * s["utts"] for s in running) / utts,
+        heads = {k: sum(s.get(k, 0.0) * s["utts"] for s in running) / utts
+                 for k in ("ctc", "contrastive", "command", "intent") if any(k in s for s in running)}
+        entry = {"step": self.step, "epoch": self.epoch, "loss": sum(s["loss"] * s["utts"] for s in running) / utts, **heads,
                  "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm,
                  "audio_x_realtime": sum(s["audio_seconds"] for s in running) * self.ctx.world_size / max(seconds, 1e-9)}
         self.history.append(entry)
@@ -317,7 +342,8 @@ class Trainer:
         final = os.path.join(self.out_dir, "final")
         summary = {"averaged": [os.path.basename(p) for p in best], "steps": self.step,
                    "best_dev_wer": self.scores[best[0]][0]}
-        save_model_dir(self.model, self.tokenizer, self.config, final, extra={"training": summary})
+        save_model_dir(self.model, self.tokenizer, self.config, final, extra={"training": summary},
+                       text_tokenizer=self.text_tokenizer, intents=self.intents)
         log.info("averaged %s into %s", ", ".join(summary["averaged"]), final)
         return final
 

@@ -44,7 +44,8 @@ def speech_dir(tmp_path_factory):
             text = SENTENCES[(v + s) % len(SENTENCES)]
             utt = f"spk{v}-utt{s}"
             path = espeak(text, str(root / f"{utt}.wav"), voice)
-            utts.append(Utterance(utt, AudioSpec(path), text, f"spk{v}", None, sf.info(path).duration))
+            intent = "_".join(text.split()[:2])
+            utts.append(Utterance(utt, AudioSpec(path), text, f"spk{v}", intent, sf.info(path).duration))
     write_data_dir(str(root / "data"), utts)
     return str(root / "data")
 

@@ -14,7 +14,9 @@ def test_forward_returns_loss_and_stats_and_frame_lengths_match():
     torch.manual_seed(0)
     model = tiny_model()
     waves, lengths = torch.randn(2, 16000), torch.tensor([16000, 9000])
-    loss, stats = model(waves, lengths, torch.tensor([[1, 2, 3], [4, 5, 0]]), torch.tensor([3, 2]))
+    batch = {"waveforms": waves, "lengths": lengths, "targets": torch.tensor([[1, 2, 3], [4, 5, 0]]),
+             "target_lengths": torch.tensor([3, 2])}
+    loss, stats = model(batch)
     assert loss.requires_grad and stats["utts"] == 2 and stats["loss"] == loss.item()
     frames, frame_lengths = model.encode(waves, lengths)
     assert frame_lengths.tolist() == output_lengths(model.audio_encoder, lengths).tolist()

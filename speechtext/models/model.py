@@ -1,9 +1,9 @@
 """``SpeechTextModel``: one audio backbone (``audio_encoder``) shared by a dict of heads.
 
 Every head reads the backbone's frames, so a backbone-only checkpoint loads into any head set.
-The text encoder, the shared embedding projections and the cross-attention fusion block join this
-class as further attributes (``text_encoder``, ``projection``, ``fusion``) with the command and
-synthesis heads; recognition today is the CTC head.
+With ``model.text_encoder`` set, the model also holds ``text_encoder``, ``shared_space`` (both
+modalities projected into one embedding space) and ``fusion`` (text-side queries over audio
+frames), which the command head uses. Transcribing runs the audio encoder and CTC head only.
 """
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from torch import nn
 
 from ..config import ConfigError, ModelConfig
 from .audio_encoder import build_audio_encoder, encode_audio
+from .command import CommandHead, grouped_cross_entropy
+from .fusion import FusionBlock
+from .shared_space import SharedSpace, contrastive_loss, masked_mean
+from .text_encoder import build_text_encoder, encode_text
 
 
 class CTCHead(nn.Module):
@@ -34,17 +38,27 @@ class CTCHead(nn.Module):
 
 
 class SpeechTextModel(nn.Module):
-    def __init__(self, config: ModelConfig, vocab_size: int, blank_id: int = 0):
+    def __init__(self, config: ModelConfig, vocab_size: int, blank_id: int = 0, text_vocab_size: int = 0,
+                 num_intents: int = 0):
         super().__init__()
-        unknown = set(config.heads) - {"ctc"}
+        unknown = set(config.heads) - {"ctc", "command"}
         if unknown:
-            raise ConfigError(f"model.heads: unknown head(s) {sorted(unknown)}; available: ctc")
+            raise ConfigError(f"model.heads: unknown head(s) {sorted(unknown)}; available: ctc, command")
+        if "command" in config.heads and config.text_encoder is None:
+            raise ConfigError("model.heads: the command head needs model.text_encoder")
         self.config = config
         self.audio_encoder = build_audio_encoder(config.encoder)
         hidden = self.audio_encoder.config.hidden_size
         self.heads = nn.ModuleDict()
         if "ctc" in config.heads:
             self.heads["ctc"] = CTCHead(hidden, vocab_size, config.ctc_dropout, blank_id)
+        if config.text_encoder is not None:
+            self.text_encoder = build_text_encoder(config.text_encoder, text_vocab_size)
+            text_dim = self.text_encoder.config.hidden_size
+            self.shared_space = SharedSpace(hidden, text_dim, config.embed_dim)
+            self.fusion = FusionBlock(config.fusion, text_dim, hidden)
+            if "command" in config.heads:
+                self.heads["command"] = CommandHead(config.fusion.dim, text_dim, num_intents)
 
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor):
         """``(B, S)`` waveforms with ``(B,)`` lengths -> ``(frames (B, T, H), frame_lengths (B,))``."""
@@ -55,12 +69,47 @@ class SpeechTextModel(nn.Module):
         frames, frame_lengths = self.encode(waveforms, lengths)
         return self.heads["ctc"](frames), frame_lengths
 
-    def forward(self, waveforms, lengths, targets, target_lengths):
-        """Training step. Returns ``(loss, stats)``: the loss is averaged per utterance; stats are floats."""
-        log_probs, frame_lengths = self.ctc_log_probs(waveforms, lengths)
-        ctc = self.heads["ctc"].loss(log_probs, frame_lengths, targets, target_lengths)
-        batch = waveforms.shape[0]
-        loss = ctc / batch
-        stats = {"loss": loss.item(), "ctc": loss.item(), "utts": batch,
-                 "frames": int(frame_lengths.sum()), "tokens": int(target_lengths.sum())}
+    def embed_frames(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+        """Audio frames ``(B, T, H)`` -> unit vectors of the shared space ``(B, D)``."""
+        return self.shared_space.audio(masked_mean(frames, frame_lengths))
+
+    def encode_texts(self, ids: torch.Tensor, lengths: torch.Tensor):
+        """Token ids ``(N, L)`` -> ``(token states (N, L, Ht), unit vectors of the shared space (N, D))``."""
+        states = encode_text(self.text_encoder, ids, lengths)
+        return states, self.shared_space.text(masked_mean(states, lengths))
+
+    def command_scores(self, frames, frame_lengths, audio_emb, states, text_lengths, text_emb, pairs):
+        """Score of each (audio, command) pair ``(P, 2)``: fusion match plus scaled shared-space cosine, ``(P,)``."""
+        match = self.heads["command"].pair_scores(self.fusion, states, text_lengths, frames, frame_lengths, pairs)
+        return match + self.shared_space.scale() * (audio_emb[pairs[:, 0]] * text_emb[pairs[:, 1]]).sum(-1)
+
+    def forward(self, batch: dict):
+        """Training step on a batch from ``BatchLoader``. Returns ``(loss, stats)``: the weighted sum of
+        the per-utterance losses of every head the batch has targets for; stats are floats."""
+        frames, frame_lengths = self.encode(batch["waveforms"], batch["lengths"])
+        losses = {}
+        if "ctc" in self.heads:
+            log_probs = self.heads["ctc"](frames)
+            ctc = self.heads["ctc"].loss(log_probs, frame_lengths, batch["targets"], batch["target_lengths"])
+            losses["ctc"] = ctc / frames.shape[0]
+        if self.config.text_encoder is not None and "text_ids" in batch:
+            losses.update(self._crossmodal_losses(batch, frames, frame_lengths))
+        weights = self.config.loss_weights
+        loss = sum(weights.get(name, 1.0) * value for name, value in losses.items())
+        stats = {"loss": loss.item(), **{k: v.item() for k, v in losses.items()}, "utts": frames.shape[0],
+                 "frames": int(frame_lengths.sum())}
         return loss, stats
+
+    def _crossmodal_losses(self, batch: dict, frames, frame_lengths) -> dict:
+        audio_emb = self.embed_frames(frames, frame_lengths)
+        states, text_emb = self.encode_texts(batch["text_ids"], batch["text_lengths"])
+        losses = {"contrastive": contrastive_loss(audio_emb, text_emb, self.shared_space.scale(), batch["texts"])}
+        if "command" in self.heads and batch["pairs"].numel():
+            scores = self.command_scores(frames, frame_lengths, audio_emb, states, batch["text_lengths"], text_emb,
+                                         batch["pairs"])
+            losses["command"] = grouped_cross_entropy(scores, batch["groups"])
+        head = self.heads["command"] if "command" in self.heads else None
+        if head is not None and head.intent is not None and (batch["intent_ids"] >= 0).any():
+            logits = head.intent_logits(self.fusion, frames, frame_lengths)
+            losses["intent"] = F.cross_entropy(logits, batch["intent_ids"], ignore_index=-1)
+        return losses

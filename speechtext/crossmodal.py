@@ -1,0 +1,150 @@
+"""Cross-modal use of a loaded model: embeddings of the shared space and voice-command recognition.
+
+The functions take a :class:`~speechtext.inference.SpeechTextPipeline`; the pipeline exposes them as
+``embed_audio``, ``embed_text`` and ``classify_command``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import TranscribeOptions
+
+
+class CommandError(ValueError):
+    """Unusable commands or a model that cannot recognise commands; the message says what to do."""
+
+
+@dataclass
+class AudioEmbedding:
+    id: str
+    source: str
+    vector: np.ndarray | None = None  # (D,) unit vector of the shared space
+    error: str | None = None
+
+
+@dataclass
+class CommandResult:
+    """Best command (or intent) for one input. ``score``: probability over the candidates;
+    ``similarity``: shared-space cosine of the audio and the best command (what ``threshold`` tests)."""
+
+    id: str
+    source: str
+    command: str | None = None
+    score: float | None = None
+    runner_up: str | None = None
+    runner_up_score: float | None = None
+    similarity: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _require_text(pipeline) -> None:
+    if getattr(pipeline.model, "text_encoder", None) is None:
+        raise CommandError(f"{pipeline.path}: this model has no text encoder; train one with model.text_encoder set")
+
+
+def embed_audio(pipeline, inputs, options: TranscribeOptions | None = None, progress: bool = False) -> list[AudioEmbedding]:
+    """Unit vectors of the shared space for audio inputs; bad inputs get ``error`` instead."""
+    from .inference import _normalise_inputs
+
+    _require_text(pipeline)
+    opts = options or TranscribeOptions()
+    items, specs = _normalise_inputs(inputs, AudioEmbedding)
+
+    def process(loaded):
+        frames, lengths = pipeline._frames(loaded, opts.precision)
+        with torch.inference_mode():
+            vectors = pipeline.model.embed_frames(frames, lengths).cpu().numpy()
+        for (i, _), vector in zip(loaded, vectors):
+            items[i].vector = vector
+
+    pipeline._run(items, specs, opts, process, progress)
+    return items
+
+
+@torch.inference_mode()
+def _text_states(pipeline, texts: list[str]):
+    ids, lengths = pipeline.text_tokenizer.encode(texts)
+    states, vectors = pipeline.model.encode_texts(ids.to(pipeline.device), lengths.to(pipeline.device))
+    return states, lengths.to(pipeline.device), vectors
+
+
+def embed_text(pipeline, texts: list[str]) -> np.ndarray:
+    """Unit vectors of the shared space for texts: ``(N, D)``."""
+    _require_text(pipeline)
+    return _text_states(pipeline, list(texts))[2].cpu().numpy()
+
+
+def check_commands(commands) -> list[str]:
+    """Strip and validate candidate commands: none blank, none repeated, at least one."""
+    cleaned = [" ".join(str(c).split()) for c in commands]
+    if not cleaned:
+        raise CommandError("no commands given; pass --commands or --commands-file")
+    blank = [i + 1 for i, c in enumerate(cleaned) if not c]
+    if blank:
+        raise CommandError(f"command {blank[0]} is blank; remove empty lines")
+    seen = {}
+    for i, c in enumerate(cleaned):
+        if c.lower() in seen:
+            raise CommandError(f"command {i + 1} ({c!r}) repeats command {seen[c.lower()] + 1}; give each once")
+        seen[c.lower()] = i
+    return cleaned
+
+
+def classify_command(pipeline, inputs, commands=None, threshold: float | None = None,
+                     options: TranscribeOptions | None = None, progress: bool = False) -> list[CommandResult]:
+    """Best of free-text ``commands`` (zero-shot) for each input, or, without commands, the
+    closed-set intent. Below ``threshold`` similarity the answer is ``<none>``."""
+    from .inference import _normalise_inputs
+
+    _require_text(pipeline)
+    opts = options or TranscribeOptions()
+    if commands is not None:
+        commands = check_commands(commands)
+        states, text_lengths, text_vectors = _text_states(pipeline, commands)
+    elif not pipeline.intents:
+        raise CommandError(f"{pipeline.path}: the model has no intent classifier; give the candidate commands")
+    items, specs = _normalise_inputs(inputs, CommandResult)
+
+    def process(loaded):
+        frames, lengths = pipeline._frames(loaded, opts.precision)
+        with torch.inference_mode():
+            if commands is None:
+                logits = pipeline.model.heads["command"].intent_logits(pipeline.model.fusion, frames, lengths)
+                probs, labels, similarity = logits.softmax(-1), pipeline.intents, None
+            else:
+                probs, labels = _score_commands(pipeline, frames, lengths, states, text_lengths, text_vectors), commands
+                similarity = pipeline.model.embed_frames(frames, lengths) @ text_vectors.t()
+        _fill(items, loaded, probs, labels, similarity, threshold)
+
+    pipeline._run(items, specs, opts, process, progress)
+    return items
+
+
+def _score_commands(pipeline, frames, lengths, states, text_lengths, text_vectors) -> torch.Tensor:
+    """``(B, C)`` probabilities of each candidate command for each utterance."""
+    batch, count = frames.shape[0], states.shape[0]
+    pairs = torch.stack(torch.meshgrid(torch.arange(batch), torch.arange(count), indexing="ij"), -1).reshape(-1, 2)
+    audio_vectors = pipeline.model.embed_frames(frames, lengths)
+    scores = pipeline.model.command_scores(frames, lengths, audio_vectors, states, text_lengths, text_vectors,
+                                           pairs.to(frames.device))
+    return scores.view(batch, count).softmax(-1)
+
+
+def _fill(items, loaded, probs, labels, similarity, threshold) -> None:
+    top = probs.topk(min(2, probs.shape[1]), dim=-1)
+    for row, (i, _) in enumerate(loaded):
+        best = int(top.indices[row, 0])
+        item = items[i]
+        item.command, item.score = labels[best], round(float(top.values[row, 0]), 4)
+        if probs.shape[1] > 1:
+            item.runner_up, item.runner_up_score = labels[int(top.indices[row, 1])], round(float(top.values[row, 1]), 4)
+        if similarity is not None:
+            item.similarity = round(float(similarity[row, best]), 4)
+            if threshold is not None and item.similarity < threshold:
+                item.command = "<none>"

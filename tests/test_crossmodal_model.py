@@ -1,0 +1,87 @@
+"""A model with text encoder, shared space, fusion and command head, trained jointly with CTC."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import speechtext
+from speechtext.config import FusionConfig, TextEncoderConfig
+from speechtext.crossmodal import CommandError
+from speechtext.text_tokenizer import TextTokenizerError
+from speechtext.train import train
+from conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def joint_model(speech_dir, tmp_path_factory):
+    cfg = tiny_config(max_steps=8, valid_interval=4)
+    cfg.model.heads = ["ctc", "command"]
+    cfg.model.text_encoder = TextEncoderConfig(preset="tiny", vocab_size=200,
+                                               overrides={"hidden_size": 32, "num_hidden_layers": 1,
+                                                          "num_attention_heads": 2, "intermediate_size": 64})
+    cfg.model.fusion = FusionConfig(dim=32, layers=1, heads=2, ff_dim=64)
+    cfg.model.embed_dim = 16
+    return train(cfg, speech_dir, speech_dir, str(tmp_path_factory.mktemp("joint") / "exp"))
+
+
+def wavs(speech_dir):
+    return [line.split()[1] for line in open(os.path.join(speech_dir, "wav.scp"))]
+
+
+def test_joint_training_logs_every_loss_and_saves_vocabularies(joint_model, speech_dir):
+    for name in ("text_tokenizer.json", "intents.json", "model.safetensors"):
+        assert os.path.exists(os.path.join(joint_model, name))
+    first = json.loads(open(os.path.join(os.path.dirname(joint_model), "metrics.jsonl")).readline())
+    assert {"ctc", "contrastive", "command", "intent"} <= set(first)
+    model = speechtext.load_model(joint_model)
+    assert model.intents == sorted({line.split()[1] for line in open(os.path.join(speech_dir, "utt2intent"))})
+
+
+def test_embeddings_are_unit_vectors_of_one_space(joint_model, speech_dir):
+    model = speechtext.load_model(joint_model)
+    audio = model.embed_audio(wavs(speech_dir)[:3] + ["/no/such.wav"])
+    assert [a.error is None for a in audio] == [True, True, True, False] and "file not found" in audio[3].error
+    vectors = np.stack([a.vector for a in audio[:3]])
+    text = model.embed_text(["turn on the lights", "turn on the lights", "stop the music"])
+    assert vectors.shape == (3, 16) and text.shape == (3, 16)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4) and np.allclose(text[0], text[1])
+
+
+def test_closed_set_and_zero_shot_commands(joint_model, speech_dir):
+    model = speechtext.load_model(joint_model)
+    closed = model.classify_command(wavs(speech_dir)[:2])
+    assert all(r.command in model.intents and 0 < r.score <= 1 and r.runner_up in model.intents for r in closed)
+    commands = ["open the garage door", "turn on the lights", "stop the music"]  # the first never trained on
+    zero = model.classify_command(wavs(speech_dir)[:2], commands=commands)
+    assert all(r.command in commands and r.runner_up in commands and r.runner_up != r.command for r in zero)
+    assert all(r.score >= r.runner_up_score and -1 <= r.similarity <= 1 for r in zero)
+    none = model.classify_command(wavs(speech_dir)[:1], commands=commands, threshold=1.01)
+    assert none[0].command == "<none>"
+
+
+@pytest.mark.parametrize("commands, error, message", [
+    ([], CommandError, "no commands given"),
+    (["stop", "  "], CommandError, "command 2 is blank"),
+    (["stop", "play", "Stop"], CommandError, "command 3 .* repeats command 1"),
+    (["stop", "?!"], TextTokenizerError, "tokenises to nothing"),
+])
+def test_bad_command_lists_are_clear_errors(joint_model, speech_dir, commands, error, message):
+    with pytest.raises(error, match=message):
+        speechtext.load_model(joint_model).classify_command(wavs(speech_dir)[:1], commands=commands)
+
+
+def test_transcribing_does_not_run_the_text_encoder(joint_model, speech_dir):
+    model = speechtext.load_model(joint_model)
+    calls = []
+    model.model.text_encoder.register_forward_hook(lambda *args: calls.append(1))
+    assert all(r.error is None for r in model.transcribe(wavs(speech_dir)[:3]))
+    assert calls == []
+    model.embed_text(["stop"])
+    assert calls == [1]
+
+
+def test_audio_only_model_refuses_command_calls(trained_model, speech_dir):
+    with pytest.raises(CommandError, match="no text encoder"):
+        speechtext.load_model(trained_model).classify_command(wavs(speech_dir)[:1], commands=["stop"])
