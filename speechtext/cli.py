@@ -123,6 +123,99 @@ def train(config_path, train_dir, valid_dir, out_dir, resume, sets) -> None:
         click.echo(final)
 
 
+def split_markers(args: tuple[str, ...], markers: tuple[str, ...]) -> dict[str, list[str]]:
+    """Split raw arguments at ``--marker`` words: ``a b --commands x y`` -> {"": [a, b], "--commands": [x, y]}."""
+    groups, current = {"": []}, ""
+    for arg in args:
+        if arg in markers:
+            current = arg
+            groups.setdefault(arg, [])
+        elif arg.startswith("--") and arg not in markers:
+            _fail(f"unknown option {arg}")
+        else:
+            groups[current].append(arg)
+    return groups
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("model_dir")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--commands-file", type=click.Path(exists=True, dir_okay=False), help="One candidate command per line.")
+@click.option("--threshold", type=float, default=None, help="Answer <none> below this audio-command cosine similarity.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--plot-attention", default=None, metavar="PNG", help="Plot the fusion attention of each input's best command.")
+def command(model_dir, args, commands_file, threshold, fmt, plot_attention) -> None:
+    """Recognise voice commands: AUDIO... [--commands "turn on the lights" "stop the music" ...].
+
+    With candidate commands (free text, zero-shot) prints the best one, its score and the runner-up;
+    without, the closed-set intent of a model trained on intents.
+    """
+    from . import load_model
+    from .crossmodal import CommandError, plot_command_attention
+    from .text_tokenizer import TextTokenizerError
+
+    groups = split_markers(args, ("--commands",))
+    commands = groups.get("--commands")
+    if commands_file:
+        commands = (commands or []) + open(commands_file, encoding="utf-8").read().split("\n")
+        commands = commands[:-1] if commands and commands[-1] == "" else commands
+    try:
+        pipeline = load_model(model_dir)
+        results = pipeline.classify_command(expand_inputs(tuple(groups[""])), commands=commands, threshold=threshold)
+    except CommandError as exc:
+        _fail(f"{commands_file}: {exc} (numbered from --commands, then the file's lines)" if commands_file else str(exc))
+    except (TextTokenizerError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for r in results:
+        if r.error:
+            click.echo(f"speechtext: skipped {r.id}: {r.error}", err=True)
+        elif fmt == "json":
+            click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
+        else:
+            click.echo(f"{r.source}\t{r.command}\t{r.score:.3f}\t{r.runner_up}\t{r.runner_up_score}")
+        if plot_attention and not r.error and commands and r.command != "<none>":
+            path = plot_attention if len(results) == 1 else plot_attention.replace(".png", f"-{r.id}.png")
+            plot_command_attention(pipeline, r.source, r.command, path)
+    if any(r.error for r in results):
+        sys.exit(1)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("model_dir")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--out-dir", required=True, help="Writes audio.npy + audio_ids.txt and text.npy + texts.txt here.")
+def embed(model_dir, args, out_dir) -> None:
+    """Shared-space vectors: --audio FILE... and/or --text "..." "..." (L2-normalised, .npy)."""
+    import numpy as np
+
+    from . import load_model
+    from .crossmodal import CommandError
+    from .text_tokenizer import TextTokenizerError
+
+    groups = split_markers(args, ("--audio", "--text"))
+    if groups[""] or not (groups.get("--audio") or groups.get("--text")):
+        _fail("give inputs after --audio and/or --text")
+    os.makedirs(out_dir, exist_ok=True)
+    try:
+        pipeline = load_model(model_dir)
+        if groups.get("--audio"):
+            results = pipeline.embed_audio(expand_inputs(tuple(groups["--audio"])))
+            good = [r for r in results if r.error is None]
+            for r in results:
+                if r.error:
+                    click.echo(f"speechtext: skipped {r.id}: {r.error}", err=True)
+            np.save(os.path.join(out_dir, "audio.npy"), np.stack([r.vector for r in good]) if good else np.zeros((0, 0)))
+            with open(os.path.join(out_dir, "audio_ids.txt"), "w", encoding="utf-8") as handle:
+                handle.write("".join(f"{r.id} {r.source}\n" for r in good))
+        if groups.get("--text"):
+            np.save(os.path.join(out_dir, "text.npy"), pipeline.embed_text(groups["--text"]))
+            with open(os.path.join(out_dir, "texts.txt"), "w", encoding="utf-8") as handle:
+                handle.write("".join(t + "\n" for t in groups["--text"]))
+    except (CommandError, TextTokenizerError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo(out_dir)
+
+
 @cli.command("validate-data-dir")
 @click.argument("data_dir")
 @click.option("--no-text", is_flag=True, help="Do not require a text file.")

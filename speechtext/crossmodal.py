@@ -5,6 +5,7 @@ The functions take a :class:`~speechtext.inference.SpeechTextPipeline`; the pipe
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,3 +149,22 @@ def _fill(items, loaded, probs, labels, similarity, threshold) -> None:
             item.similarity = round(float(similarity[row, best]), 4)
             if threshold is not None and item.similarity < threshold:
                 item.command = "<none>"
+
+
+def plot_command_attention(pipeline, source: str, command: str, path: str) -> None:
+    """Write a PNG of the fusion block's cross-attention (last layer, mean over heads) of ``command``'s
+    tokens over the frames of the audio file ``source``."""
+    from .audio import load_audio
+    from .models.audio_encoder import output_lengths
+    from .plots import plot_attention
+
+    _require_text(pipeline)
+    frames, lengths = pipeline._frames([(0, load_audio(source))], "fp32")
+    states, text_lengths, _ = _text_states(pipeline, [command])
+    with torch.inference_mode():
+        _, maps = pipeline.model.fusion(states, text_lengths, frames, lengths, return_attention=True)
+    weights = maps[-1][0].mean(0).cpu().numpy()  # (Q, T)
+    ids = pipeline.text_tokenizer.encode([command])[0][0].tolist()
+    tokens = [pipeline.text_tokenizer.backend.id_to_token(i) for i in ids]
+    hop = 1.0 / float(output_lengths(pipeline.model.audio_encoder, torch.tensor([16000]))[0])
+    plot_attention(weights, tokens, hop, path, title=f"{os.path.basename(source)}: {command}")

@@ -32,3 +32,24 @@ def plot_loss_curve(history: list[dict], path: str) -> None:
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def plot_attention(weights, tokens: list[str], frame_seconds: float, path: str, title: str = "") -> None:
+    """Cross-attention of query tokens over audio frames: ``weights (Q, T)`` as a heat map, time in seconds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    q, t = weights.shape
+    fig, ax = plt.subplots(figsize=(max(6, t * frame_seconds * 3), 1 + 0.35 * q))
+    ax.imshow(weights, aspect="auto", origin="upper", cmap="viridis", extent=(0, t * frame_seconds, q - 0.5, -0.5))
+    ax.set_yticks(range(q))
+    ax.set_yticklabels(tokens)
+    ax.set_xlabel("time (s)")
+    ax.set_title(title)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)

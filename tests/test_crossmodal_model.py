@@ -85,3 +85,43 @@ def test_transcribing_does_not_run_the_text_encoder(joint_model, speech_dir):
 def test_audio_only_model_refuses_command_calls(trained_model, speech_dir):
     with pytest.raises(CommandError, match="no text encoder"):
         speechtext.load_model(trained_model).classify_command(wavs(speech_dir)[:1], commands=["stop"])
+
+
+def cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "speechtext.cli", *args], capture_output=True, text=True)
+
+
+def test_command_cli_zero_shot_closed_set_and_attention_plot(joint_model, speech_dir, tmp_path):
+    files = wavs(speech_dir)[:2]
+    out = cli("command", joint_model, *files, "--commands", "turn on the lights", "stop the music", "open the door",
+              "--format", "json", "--plot-attention", str(tmp_path / "att.png"))
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["source"] for r in rows] == files and all(r["runner_up"] for r in rows)
+    assert all((tmp_path / f"att-{os.path.splitext(os.path.basename(f))[0]}.png").stat().st_size > 1000 for f in files)
+    closed = cli("command", joint_model, files[0])
+    assert closed.returncode == 0 and closed.stdout.split("\t")[1] in speechtext.load_model(joint_model).intents
+
+
+def test_command_cli_bad_command_lists(joint_model, speech_dir, tmp_path):
+    (tmp_path / "cmds.txt").write_text("stop the music\n\nplay\n")
+    out = cli("command", joint_model, wavs(speech_dir)[0], "--commands-file", str(tmp_path / "cmds.txt"))
+    assert out.returncode == 2 and "cmds.txt: command 2 is blank" in out.stderr
+    (tmp_path / "cmds.txt").write_text("stop the music\nplay\nstop the music\n")
+    out = cli("command", joint_model, wavs(speech_dir)[0], "--commands-file", str(tmp_path / "cmds.txt"))
+    assert out.returncode == 2 and "repeats command 1" in out.stderr
+    out = cli("command", joint_model, wavs(speech_dir)[0], "--commands")
+    assert out.returncode == 2 and "no commands given" in out.stderr
+
+
+def test_embed_cli_writes_unit_vectors_and_ids(joint_model, speech_dir, tmp_path):
+    out = cli("embed", joint_model, "--audio", *wavs(speech_dir)[:3], "--text", "stop the music", "pause",
+              "--out-dir", str(tmp_path / "emb"))
+    assert out.returncode == 0, out.stderr
+    audio, text = np.load(tmp_path / "emb" / "audio.npy"), np.load(tmp_path / "emb" / "text.npy")
+    assert audio.shape == (3, 16) and text.shape == (2, 16) and np.allclose(np.linalg.norm(text, axis=1), 1, atol=1e-4)
+    assert len((tmp_path / "emb" / "audio_ids.txt").read_text().splitlines()) == 3
+    assert (tmp_path / "emb" / "texts.txt").read_text() == "stop the music\npause\n"

@@ -62,7 +62,7 @@ def test_masked_mean_and_projection_are_unit_vectors():
     states = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]]])
     assert masked_mean(states, torch.tensor([2])).tolist() == [[2.0, 2.0]]
     space = SharedSpace(2, 3, 8)
-    assert torch.allclose(space.audio(torch.randn(5, 2)).norm(dim=-1), torch.ones(5)) and float(space.scale()) == pytest.approx(1 / 0.07, rel=1e-4)
+    assert torch.allclose(space.audio(torch.randn(5, 2)).norm(dim=-1), torch.ones(5)) and space.scale().detach().item() == pytest.approx(1 / 0.07, rel=1e-4)
 
 
 def test_text_tokenizer_trains_saves_and_splits_unseen_words(tmp_path):
