@@ -216,6 +216,23 @@ def embed(model_dir, args, out_dir) -> None:
     click.echo(out_dir)
 
 
+@cli.command("prepare-corpus")
+@click.argument("corpus", type=click.Choice(["fsc", "gsc"]))
+@click.argument("root", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir")
+def prepare_corpus(corpus, root, out_dir) -> None:
+    """Kaldi data dirs (with utt2intent) from Fluent Speech Commands (fsc) or Speech Commands v2 (gsc) at ROOT."""
+    from .corpora import prepare_fsc, prepare_gsc
+    from .data import DataDirError
+
+    try:
+        counts = (prepare_fsc if corpus == "fsc" else prepare_gsc)(root, out_dir)
+    except DataDirError as exc:
+        _fail(str(exc))
+    for name, count in counts.items():
+        click.echo(f"{out_dir}/{name}: {count} utterances")
+
+
 @cli.command("validate-data-dir")
 @click.argument("data_dir")
 @click.option("--no-text", is_flag=True, help="Do not require a text file.")
