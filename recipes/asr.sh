@@ -5,7 +5,7 @@
 #   1  validate the data directories
 #   2  train (resumes a stopped run from exp/<tag>/last.pt)
 #   3  decode every test set with the final model
-#   4  score and write RESULTS.md
+#   4  score; cross-modal evaluation and embedding plot when the model has a text encoder; RESULTS.md
 set -euo pipefail
 stage=0
 stop_stage=100
@@ -14,6 +14,7 @@ train_config=conf/train.yaml
 train_set=train
 valid_set=dev
 test_sets="test"
+zeroshot_set=""            # data set of command phrasings never trained on (cross-modal models)
 tag=""                     # experiment name; default: the config file's name
 ngpu=0                     # > 1: train with torchrun over that many GPUs
 decode_opts=""             # extra options for "speechtext transcribe"
@@ -66,6 +67,11 @@ if run_stage 4; then
   for set in $test_sets; do
     speechtext score "data/$set/text" "$exp/decode_$set/hyp.txt" --out-dir "$exp/decode_$set"
   done
+  if [ -f "$exp/final/text_tokenizer.json" ]; then
+    log 4 "cross-modal evaluation: intents, zero-shot ($zeroshot_set), retrieval; plot $exp/embedding_space.png"
+    timed 4 python3 "$(dirname "$0")/eval_crossmodal.py" --model "$exp/final" --intent-sets "$test_sets" \
+      --zeroshot-set "$zeroshot_set" --retrieval-sets "$test_sets" --plot "$exp/embedding_space.png"
+  fi
   python3 "$(dirname "$0")/results.py" --exp "$exp" --sets "$test_sets" --out "$results"
   log 4 "wrote $results"
 fi

@@ -35,6 +35,9 @@ def main() -> None:
         result = score_files(os.path.join("data", name, "text"), os.path.join(args.exp, f"decode_{name}", "hyp.txt"))
         rows.append(f"| {name} | {result['sentences']} | {result['wer']:.2f} | {result['cer']:.2f} | "
                     f"{100 * result['sentence_errors'] / max(1, result['sentences']):.1f} |")
+    crossmodal_file = os.path.join(args.exp, "crossmodal.json")
+    crossmodal = json.load(open(crossmodal_file, encoding="utf-8")) if os.path.exists(crossmodal_file) else {}
+    rows += ["", "| cross-modal metric | % |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in crossmodal.items()] if crossmodal else []
     times = stage_times(args.exp)
     training = meta.get("training", {})
     section = [

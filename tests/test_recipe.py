@@ -32,3 +32,26 @@ def test_synth_commands_smoke(tmp_path):
     # Stages are idempotent: a second run reuses the corpus and the trained model.
     again = run("--stop-stage", "2")
     assert again.returncode == 0 and "data/ is up to date" in again.stdout and "final exists" in again.stdout
+
+
+@pytest.mark.recipe
+@pytest.mark.slow
+def test_synth_commands_joint_smoke(tmp_path):
+    """The cross-modal stages: intents, zero-shot phrasings never trained on, retrieval, embedding plot."""
+    if not (shutil.which("espeak-ng") and shutil.which("flite")):
+        pytest.skip("espeak-ng and flite are needed (tools/setup.sh installs them)")
+    recipe = tmp_path / "synth_commands"
+    shutil.copytree(os.path.join(ROOT, "egs", "synth_commands"), recipe, symlinks=True,
+                    ignore=shutil.ignore_patterns("data", "wav", "exp", "RESULTS.md"))
+    os.remove(recipe / "recipes")
+    os.symlink(os.path.join(ROOT, "recipes"), recipe / "recipes")
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    out = subprocess.run(["bash", "run.sh", "--size", "smoke-joint"], cwd=recipe, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    results = (recipe / "exp" / "RESULTS_smoke.md").read_text()
+    for metric in ("test/intent_acc", "test_zeroshot/zeroshot_acc@10", "test/a2t_R@1", "test_flite/t2a_R@10"):
+        assert f"| {metric} |" in results
+    assert (recipe / "exp" / "train_smoke_joint" / "embedding_space.png").stat().st_size > 5000
+    train_texts = {line.split(" ", 1)[1] for line in open(recipe / "data" / "train" / "text")}
+    zeroshot_texts = {line.split(" ", 1)[1] for line in open(recipe / "data" / "test_zeroshot" / "text")}
+    assert zeroshot_texts and not (train_texts & zeroshot_texts)

@@ -10,5 +10,7 @@ stage=0; stop_stage=100; size=full; train_config=conf/train.yaml
 . recipes/parse_options.sh
 results=RESULTS.md
 [ "$size" = smoke ] && train_config=conf/train_smoke.yaml results=exp/RESULTS_smoke.md
+[ "$size" = smoke-joint ] && train_config=conf/train_smoke_joint.yaml results=exp/RESULTS_smoke.md size=smoke
 recipes/asr.sh --stage "$stage" --stop-stage "$stop_stage" --ngpu "$ngpu" --data-prep "local/data.sh --size $size" \
-  --train-config "$train_config" --train-set train --valid-set dev --test-sets "test test_flite" --results "$results"
+  --train-config "$train_config" --train-set train --valid-set dev --test-sets "test test_flite" \
+  --zeroshot-set test_zeroshot --results "$results"

@@ -5,8 +5,8 @@ set -euo pipefail
 size=full; seed=1
 . recipes/parse_options.sh
 case $size in
-  full)  opts="--num-train 4000 --num-dev 300 --num-test 500 --num-flite 500" ;;
-  smoke) opts="--num-train 48 --num-dev 8 --num-test 8 --num-flite 8 --dev-voices 4 --test-voices 4" ;;
+  full)  opts="--num-train 4000 --num-dev 300 --num-test 500 --num-flite 500 --num-zeroshot 500" ;;
+  smoke) opts="--num-train 48 --num-dev 8 --num-test 8 --num-flite 8 --num-zeroshot 12 --dev-voices 4 --test-voices 4" ;;
   *) echo "$0: unknown --size $size (full or smoke)" >&2; exit 1 ;;
 esac
 for tool in espeak-ng flite; do

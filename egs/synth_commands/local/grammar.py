@@ -1,7 +1,7 @@
 """The command grammar of the synth_commands corpus: four families of everyday voice commands.
 
-Each intent has several phrasings, so that later stages can hold phrasings out (zero-shot tests).
-``sample(rng)`` returns ``(text, intent, family)``.
+Each intent has several phrasings; the last phrasing of every list is held out of training and
+spoken only in the zero-shot test set. ``sample(rng, heldout)`` returns ``(text, intent, family)``.
 """
 from __future__ import annotations
 
@@ -55,55 +55,62 @@ DIGIT_PHRASES = {"call": ["call {d}", "dial {d}", "phone {d}"], "code": ["my cod
                  "plain": ["{d}"]}
 
 
-def _smart_home(rng: random.Random):
+def _pick(rng: random.Random, phrasings: list[str], heldout: bool) -> str:
+    """A training phrasing, or with ``heldout`` the list's last one, which training never hears."""
+    return phrasings[-1] if heldout else rng.choice(phrasings[:-1])
+
+
+def _smart_home(rng: random.Random, heldout: bool):
     kind = rng.choice(["on", "off", "up", "down", "bring", "language"])
     loc_key = rng.choice(list(LOCATIONS))
     loc_word = rng.choice(LOCATIONS[loc_key])
     loc = f" in the {loc_word}" if loc_word else ""
     if kind in ("on", "off"):
         obj = rng.choice(list(SWITCHABLE))
-        phrase = rng.choice(ON_PHRASES if kind == "on" else OFF_PHRASES)
+        phrase = _pick(rng, ON_PHRASES if kind == "on" else OFF_PHRASES, heldout)
         action = "activate" if kind == "on" else "deactivate"
     elif kind in ("up", "down"):
         obj = rng.choice(list(LEVELS))
-        phrase = rng.choice(UP_PHRASES if kind == "up" else DOWN_PHRASES)
+        phrase = _pick(rng, UP_PHRASES if kind == "up" else DOWN_PHRASES, heldout)
         if "{obj}" not in phrase:
             obj, loc_key, loc = "volume", "none", ""
         action = "increase" if kind == "up" else "decrease"
     elif kind == "bring":
         obj, action, loc_key, loc = rng.choice(FETCHABLE), "bring", "none", ""
-        phrase = rng.choice(BRING_PHRASES)
+        phrase = _pick(rng, BRING_PHRASES, heldout)
     else:
         obj, action, loc_key, loc = rng.choice(LANGUAGES), "change_language", "none", ""
-        phrase = rng.choice(LANGUAGE_PHRASES)
+        phrase = _pick(rng, LANGUAGE_PHRASES, heldout)
     words = (SWITCHABLE.get(obj) or LEVELS.get(obj) or [obj]) if kind not in ("bring", "language") else [obj]
     text = phrase.format(obj=rng.choice(words), loc=loc)
     return text, f"{action}_{obj}_{loc_key}"
 
 
-def _navigation(rng: random.Random):
+def _navigation(rng: random.Random, heldout: bool):
     direction = rng.choice(list(NAV))
-    phrase = rng.choice(NAV[direction])
+    phrase = _pick(rng, NAV[direction], heldout)
     text = phrase.format(n=rng.choice(NUMBERS), unit=rng.choice(UNITS), deg=rng.choice(DEGREES))
     return text, f"nav_{direction}"
 
 
-def _media(rng: random.Random):
+def _media(rng: random.Random, heldout: bool):
     action = rng.choice(list(MEDIA))
-    return rng.choice(MEDIA[action]), f"media_{action}"
+    return _pick(rng, MEDIA[action], heldout), f"media_{action}"
 
 
-def _digits(rng: random.Random):
-    kind = rng.choice(list(DIGIT_PHRASES))
+def _digits(rng: random.Random, heldout: bool):
+    kind = rng.choice([k for k, v in DIGIT_PHRASES.items() if len(v) > 1]) if heldout else rng.choice(list(DIGIT_PHRASES))
     digits = " ".join(rng.choice(DIGITS) for _ in range(rng.randint(3, 6)))
-    return rng.choice(DIGIT_PHRASES[kind]).format(d=digits), f"digits_{kind}"
+    phrasings = DIGIT_PHRASES[kind]
+    phrase = _pick(rng, phrasings, heldout) if len(phrasings) > 1 else phrasings[0]
+    return phrase.format(d=digits), f"digits_{kind}"
 
 
 FAMILIES = {"smart_home": _smart_home, "navigation": _navigation, "media": _media, "digits": _digits}
 WEIGHTS = {"smart_home": 0.45, "navigation": 0.2, "media": 0.15, "digits": 0.2}
 
 
-def sample(rng: random.Random) -> tuple[str, str, str]:
+def sample(rng: random.Random, heldout: bool = False) -> tuple[str, str, str]:
     family = rng.choices(list(WEIGHTS), weights=list(WEIGHTS.values()))[0]
-    text, intent = FAMILIES[family](rng)
+    text, intent = FAMILIES[family](rng, heldout)
     return " ".join(text.split()), intent, family

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Synthesise the synth_commands corpus: espeak-ng voices split by voice into train/dev/test, and a
-``test_flite`` set from a second synthesiser (flite) whose voices are never trained on.
+"""Synthesise the synth_commands corpus: espeak-ng voices split by voice into train/dev/test, a
+``test_flite`` set from a second synthesiser (flite) whose voices are never trained on, and
+``test_zeroshot``: test voices speaking command phrasings that training never contains.
 
 Writes 16 kHz 16-bit WAVs under ``--wav-dir`` and Kaldi data dirs (wav.scp, text, utt2spk, spk2utt,
 utt2intent, utt2dur) under ``--data-dir``. Deterministic for a given ``--seed``; existing WAVs are reused.
@@ -67,12 +68,13 @@ def synthesise(job) -> tuple[str, float] | None:
     return path, len(samples) / SAMPLE_RATE
 
 
-def make_jobs(split: str, count: int, voices: list[str], engine: str, wav_dir: str, rng: random.Random):
+def make_jobs(split: str, count: int, voices: list[str], engine: str, wav_dir: str, rng: random.Random,
+              heldout: bool = False):
     jobs, meta = [], []
     os.makedirs(os.path.join(wav_dir, split), exist_ok=True)
     for index in range(count):
         voice = voices[index % len(voices)] if index < len(voices) else rng.choice(voices)
-        text, intent, _family = grammar.sample(rng)
+        text, intent, _family = grammar.sample(rng, heldout)
         if engine == "espeak":
             rate, pitch = rng.randint(130, 230), rng.randint(20, 80)
         else:
@@ -93,6 +95,7 @@ def main() -> None:
     parser.add_argument("--num-dev", type=int, default=300)
     parser.add_argument("--num-test", type=int, default=500)
     parser.add_argument("--num-flite", type=int, default=500)
+    parser.add_argument("--num-zeroshot", type=int, default=500)
     parser.add_argument("--dev-voices", type=int, default=20)
     parser.add_argument("--test-voices", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
@@ -100,13 +103,15 @@ def main() -> None:
     args = parser.parse_args()
 
     voices = split_voices(args.seed, args.dev_voices, args.test_voices)
-    voices["test_flite"] = FLITE_VOICES
-    counts = {"train": args.num_train, "dev": args.num_dev, "test": args.num_test, "test_flite": args.num_flite}
+    voices["test_flite"], voices["test_zeroshot"] = FLITE_VOICES, voices["test"]
+    counts = {"train": args.num_train, "dev": args.num_dev, "test": args.num_test, "test_flite": args.num_flite,
+              "test_zeroshot": args.num_zeroshot}
     with Pool(args.jobs) as pool:
         for split, count in counts.items():
             rng = random.Random(f"{args.seed}-{split}")
             engine = "flite" if split == "test_flite" else "espeak"
-            jobs, meta = make_jobs(split, count, voices[split], engine, os.path.abspath(args.wav_dir), rng)
+            jobs, meta = make_jobs(split, count, voices[split], engine, os.path.abspath(args.wav_dir), rng,
+                                   heldout=split == "test_zeroshot")
             results = pool.map(synthesise, jobs, chunksize=16)
             utts = [Utterance(utt, AudioSpec(res[0]), text, spk, intent, round(res[1], 3))
                     for (utt, spk, text, intent), res in zip(meta, results) if res is not None]

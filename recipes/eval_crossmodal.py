@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Cross-modal evaluation of a model with a text encoder, on Kaldi data dirs with utt2intent:
+
+* closed-set intent accuracy (sets given with --intent-sets),
+* zero-shot accuracy: each utterance of --zeroshot-set chooses among 10 phrasings never trained on
+  (its own and 9 others of that set),
+* audio->text and text->audio retrieval recall@1/5/10 over the distinct transcripts of --retrieval-sets,
+* a 2-D (PCA) picture of the shared space: audio coloured by intent family, transcripts as crosses.
+
+Writes ``<model>/../crossmodal.json`` and the PNG; prints a summary.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+
+import numpy as np
+
+import speechtext
+from speechtext.data import read_data_dir
+
+
+def intent_accuracy(model, data) -> float:
+    results = model.classify_command([(u.utt_id, u.audio) for u in data])
+    pairs = [(r.command, u.intent) for r, u in zip(results, data) if r.error is None]
+    return 100 * float(np.mean([a == b for a, b in pairs]))
+
+
+def zeroshot_accuracy(model, data, candidates: int = 10, seed: int = 0) -> float:
+    """Distinct transcripts are dealt into groups of ``candidates``; each utterance chooses among its group."""
+    texts = sorted({u.text for u in data})
+    random.Random(seed).shuffle(texts)
+    groups = [texts[i:i + candidates] for i in range(0, len(texts), candidates)]
+    if len(groups) > 1 and len(groups[-1]) < candidates:  # top the last group up from the others
+        groups[-1] += [t for t in texts if t not in groups[-1]][: candidates - len(groups[-1])]
+    correct = []
+    for group in groups:
+        utts = [u for u in data if u.text in group]
+        results = model.classify_command([(u.utt_id, u.audio) for u in utts], commands=group)
+        correct += [r.command == u.text for r, u in zip(results, utts) if r.error is None]
+    return 100 * float(np.mean(correct))
+
+
+def retrieval(model, data, ks=(1, 5, 10)) -> dict:
+    audio = [a for a in model.embed_audio([(u.utt_id, u.audio) for u in data])]
+    keep = [(a.vector, u.text) for a, u in zip(audio, data) if a.error is None]
+    vectors, texts = np.stack([v for v, _ in keep]), [t for _, t in keep]
+    gallery = sorted(set(texts))
+    sims = vectors @ model.embed_text(gallery).T  # (audio, texts)
+    truth = np.array([gallery.index(t) for t in texts])
+    a2t = np.argsort(-sims, axis=1)
+    t2a = np.argsort(-sims.T, axis=1)
+    out = {}
+    for k in ks:
+        out[f"a2t_R@{k}"] = 100 * float(np.mean([truth[i] in a2t[i, :k] for i in range(len(texts))]))
+        out[f"t2a_R@{k}"] = 100 * float(np.mean([(truth[t2a[j, :k]] == j).any() for j in range(len(gallery))]))
+    return out
+
+
+def plot_space(model, data, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    audio = [a for a in model.embed_audio([(u.utt_id, u.audio) for u in data])]
+    utts = [u for a, u in zip(audio, data) if a.error is None]
+    vectors = np.stack([a.vector for a in audio if a.error is None])
+    texts = sorted({u.text for u in utts})
+    text_vectors = model.embed_text(texts)
+    both = np.concatenate([vectors, text_vectors])
+    centre = both.mean(0)
+    _, _, axes = np.linalg.svd(both - centre, full_matrices=False)
+    xy, txy = (vectors - centre) @ axes[:2].T, (text_vectors - centre) @ axes[:2].T
+    families = sorted({(u.intent or "?").split("_")[0] for u in utts})
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for n, family in enumerate(families):
+        rows = [i for i, u in enumerate(utts) if (u.intent or "?").split("_")[0] == family]
+        ax.scatter(xy[rows, 0], xy[rows, 1], s=8, color=plt.cm.tab10(n % 10), label=family)
+    ax.scatter(txy[:, 0], txy[:, 1], marker="x", s=12, color="black", label="transcripts")
+    ax.set_title("shared space (PCA): audio by intent family, transcripts as x")
+    ax.legend(fontsize=7, markerscale=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--intent-sets", default="")
+    parser.add_argument("--zeroshot-set", default="")
+    parser.add_argument("--retrieval-sets", default="")
+    parser.add_argument("--plot", default="")
+    args = parser.parse_args()
+    model = speechtext.load_model(args.model)
+    read = lambda name: list(read_data_dir(os.path.join("data", name), check_files=False))
+    result = {}
+    for name in args.intent_sets.split():
+        if model.intents:
+            result[f"{name}/intent_acc"] = intent_accuracy(model, read(name))
+    if args.zeroshot_set:
+        result[f"{args.zeroshot_set}/zeroshot_acc@10"] = zeroshot_accuracy(model, read(args.zeroshot_set))
+    for name in args.retrieval_sets.split():
+        result.update({f"{name}/{k}": v for k, v in retrieval(model, read(name)).items()})
+    if args.plot:
+        plot_space(model, read(args.retrieval_sets.split()[0]), args.plot)
+    out = os.path.join(os.path.dirname(os.path.abspath(args.model)), "crossmodal.json")
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump({k: round(v, 2) for k, v in result.items()}, handle, indent=1)
+    for key, value in result.items():
+        print(f"{key}: {value:.2f}")
+
+
+if __name__ == "__main__":
+    main()
