@@ -21,7 +21,9 @@ class CommandHead(nn.Module):
         """Fusion match score for ``pairs (P, 2)`` of (audio index, text index): ``(P,)``.
 
         ``text_states (N, L, Ht)`` / ``text_lengths (N,)``, ``frames (B, T, Ha)`` / ``frame_lengths (B,)``."""
-        fused, _ = fusion(text_states[pairs[:, 1]], text_lengths[pairs[:, 1]], frames[pairs[:, 0]], frame_lengths[pairs[:, 0]])
+        memory = fusion.frame_in(frames)  # once per utterance, not once per (utterance, command) pair
+        fused, _ = fusion(text_states[pairs[:, 1]], text_lengths[pairs[:, 1]], memory[pairs[:, 0]],
+                          frame_lengths[pairs[:, 0]], projected=True)
         return self.match(masked_mean(fused, text_lengths[pairs[:, 1]])).squeeze(-1).float()
 
     def intent_logits(self, fusion, frames, frame_lengths) -> torch.Tensor:

@@ -46,15 +46,17 @@ class FusionBlock(nn.Module):
         self.norm = nn.LayerNorm(cfg.dim)
 
     def forward(self, queries, query_lengths, frames, frame_lengths, causal: bool = False,
-                return_attention: bool = False):
-        """Args: ``queries (B, Q, Dq)``, ``query_lengths (B,)``, ``frames (B, T, Da)``, ``frame_lengths (B,)``.
+                return_attention: bool = False, projected: bool = False):
+        """Args: ``queries (B, Q, Dq)``, ``query_lengths (B,)``, ``frames (B, T, Da)``, ``frame_lengths (B,)``;
+        ``projected=True`` when ``frames`` already went through ``frame_in`` (shape ``(B, T, D)``), so
+        that one utterance scored against many queries is projected once.
 
         Returns ``(fused (B, Q, D), attention)``; ``attention`` is a list with one ``(B, heads, Q, T)``
         tensor of cross-attention weights per layer when ``return_attention``, else ``[]``.
         """
         q_pad = ~frame_mask(query_lengths, queries.shape[1])
         f_pad = ~frame_mask(frame_lengths, frames.shape[1])
-        x, memory, maps = self.query_in(queries), self.frame_in(frames), []
+        x, memory, maps = self.query_in(queries), frames if projected else self.frame_in(frames), []
         for layer in self.layers:
             x, weights = layer(x, q_pad, memory, f_pad, causal, return_attention)
             if return_attention:
