@@ -9,28 +9,32 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.recipe
-@pytest.mark.slow
-def test_synth_commands_smoke(tmp_path):
+def run_recipe(tmp_path, *args):
+    """Copy egs/synth_commands (its recipes/ link pointing back here) and run run.sh there."""
     if not (shutil.which("espeak-ng") and shutil.which("flite")):
         pytest.skip("espeak-ng and flite are needed (tools/setup.sh installs them)")
     recipe = tmp_path / "synth_commands"
-    shutil.copytree(os.path.join(ROOT, "egs", "synth_commands"), recipe, symlinks=True,
-                    ignore=shutil.ignore_patterns("data", "wav", "exp", "RESULTS.md"))
-    os.remove(recipe / "recipes")
-    os.symlink(os.path.join(ROOT, "recipes"), recipe / "recipes")
+    if not recipe.exists():
+        shutil.copytree(os.path.join(ROOT, "egs", "synth_commands"), recipe, symlinks=True,
+                        ignore=shutil.ignore_patterns("data", "wav", "exp", "RESULTS.md"))
+        os.remove(recipe / "recipes")
+        os.symlink(os.path.join(ROOT, "recipes"), recipe / "recipes")
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
-    run = lambda *args: subprocess.run(["bash", "run.sh", "--size", "smoke", *args], cwd=recipe, env=env,
-                                       capture_output=True, text=True)
-    out = run()
+    return recipe, subprocess.run(["bash", "run.sh", *args], cwd=recipe, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.recipe
+@pytest.mark.slow
+def test_synth_commands_smoke(tmp_path):
+    recipe, out = run_recipe(tmp_path, "--size", "smoke")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     results = (recipe / "exp" / "RESULTS_smoke.md").read_text()
     assert "| test |" in results and "| test_flite |" in results
-    for name in ("train", "dev", "test", "test_flite"):
+    for name in ("train", "dev", "test", "test_flite", "test_zeroshot"):
         assert (recipe / "data" / name / "utt2intent").exists()
     assert (recipe / "exp" / "train_smoke" / "loss_curve.png").exists()
     # Stages are idempotent: a second run reuses the corpus and the trained model.
-    again = run("--stop-stage", "2")
+    _, again = run_recipe(tmp_path, "--size", "smoke", "--stop-stage", "2")
     assert again.returncode == 0 and "data/ is up to date" in again.stdout and "final exists" in again.stdout
 
 
@@ -38,15 +42,7 @@ def test_synth_commands_smoke(tmp_path):
 @pytest.mark.slow
 def test_synth_commands_joint_smoke(tmp_path):
     """The cross-modal stages: intents, zero-shot phrasings never trained on, retrieval, embedding plot."""
-    if not (shutil.which("espeak-ng") and shutil.which("flite")):
-        pytest.skip("espeak-ng and flite are needed (tools/setup.sh installs them)")
-    recipe = tmp_path / "synth_commands"
-    shutil.copytree(os.path.join(ROOT, "egs", "synth_commands"), recipe, symlinks=True,
-                    ignore=shutil.ignore_patterns("data", "wav", "exp", "RESULTS.md"))
-    os.remove(recipe / "recipes")
-    os.symlink(os.path.join(ROOT, "recipes"), recipe / "recipes")
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
-    out = subprocess.run(["bash", "run.sh", "--size", "smoke-joint"], cwd=recipe, env=env, capture_output=True, text=True)
+    recipe, out = run_recipe(tmp_path, "--size", "smoke-joint")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     results = (recipe / "exp" / "RESULTS_smoke.md").read_text()
     for metric in ("test/intent_acc", "test_zeroshot/zeroshot_acc@10", "test/a2t_R@1", "test_flite/t2a_R@10"):
