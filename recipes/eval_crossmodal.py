@@ -43,10 +43,15 @@ def zeroshot_accuracy(model, data, candidates: int = 10, seed: int = 0) -> float
     return 100 * float(np.mean(correct))
 
 
-def retrieval(model, data, ks=(1, 5, 10)) -> dict:
-    audio = [a for a in model.embed_audio([(u.utt_id, u.audio) for u in data])]
-    keep = [(a.vector, u.text) for a, u in zip(audio, data) if a.error is None]
-    vectors, texts = np.stack([v for v, _ in keep]), [t for _, t in keep]
+def embed_set(model, data) -> tuple[np.ndarray, list]:
+    """Shared-space vectors ``(N, D)`` of a data set's readable utterances, and those utterances."""
+    audio = model.embed_audio([(u.utt_id, u.audio) for u in data])
+    utts = [u for a, u in zip(audio, data) if a.error is None]
+    return np.stack([a.vector for a in audio if a.error is None]), utts
+
+
+def retrieval(vectors: np.ndarray, utts: list, model, ks=(1, 5, 10)) -> dict:
+    texts = [u.text for u in utts]
     gallery = sorted(set(texts))
     sims = vectors @ model.embed_text(gallery).T  # (audio, texts)
     truth = np.array([gallery.index(t) for t in texts])
@@ -59,15 +64,12 @@ def retrieval(model, data, ks=(1, 5, 10)) -> dict:
     return out
 
 
-def plot_space(model, data, path: str) -> None:
+def plot_space(vectors: np.ndarray, utts: list, model, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    audio = [a for a in model.embed_audio([(u.utt_id, u.audio) for u in data])]
-    utts = [u for a, u in zip(audio, data) if a.error is None]
-    vectors = np.stack([a.vector for a in audio if a.error is None])
     texts = sorted({u.text for u in utts})
     text_vectors = model.embed_text(texts)
     both = np.concatenate([vectors, text_vectors])
@@ -103,10 +105,11 @@ def main() -> None:
             result[f"{name}/intent_acc"] = intent_accuracy(model, read(name))
     if args.zeroshot_set:
         result[f"{args.zeroshot_set}/zeroshot_acc@10"] = zeroshot_accuracy(model, read(args.zeroshot_set))
-    for name in args.retrieval_sets.split():
-        result.update({f"{name}/{k}": v for k, v in retrieval(model, read(name)).items()})
-    if args.plot:
-        plot_space(model, read(args.retrieval_sets.split()[0]), args.plot)
+    for n, name in enumerate(args.retrieval_sets.split()):
+        vectors, utts = embed_set(model, read(name))
+        result.update({f"{name}/{k}": v for k, v in retrieval(vectors, utts, model).items()})
+        if args.plot and n == 0:  # the first retrieval set's embeddings, computed once for both
+            plot_space(vectors, utts, model, args.plot)
     out = os.path.join(os.path.dirname(os.path.abspath(args.model)), "crossmodal.json")
     with open(out, "w", encoding="utf-8") as handle:
         json.dump({k: round(v, 2) for k, v in result.items()}, handle, indent=1)

@@ -119,22 +119,22 @@ def classify_command(pipeline, inputs, commands=None, threshold: float | None = 
                 logits = pipeline.model.heads["command"].intent_logits(pipeline.model.fusion, frames, lengths)
                 probs, labels, similarity = logits.softmax(-1), pipeline.intents, None
             else:
-                probs, labels = _score_commands(pipeline, frames, lengths, states, text_lengths, text_vectors), commands
-                similarity = pipeline.model.embed_frames(frames, lengths) @ text_vectors.t()
+                probs, similarity = _score_commands(pipeline, frames, lengths, states, text_lengths, text_vectors)
+                labels = commands
         _fill(items, loaded, probs, labels, similarity, threshold)
 
     pipeline._run(items, specs, opts, process, progress)
     return items
 
 
-def _score_commands(pipeline, frames, lengths, states, text_lengths, text_vectors) -> torch.Tensor:
-    """``(B, C)`` probabilities of each candidate command for each utterance."""
+def _score_commands(pipeline, frames, lengths, states, text_lengths, text_vectors):
+    """``(probabilities (B, C), shared-space cosines (B, C))`` of each candidate command for each utterance."""
     batch, count = frames.shape[0], states.shape[0]
     pairs = torch.stack(torch.meshgrid(torch.arange(batch), torch.arange(count), indexing="ij"), -1).reshape(-1, 2)
     audio_vectors = pipeline.model.embed_frames(frames, lengths)
     scores = pipeline.model.command_scores(frames, lengths, audio_vectors, states, text_lengths, text_vectors,
                                            pairs.to(frames.device))
-    return scores.view(batch, count).softmax(-1)
+    return scores.view(batch, count).softmax(-1), audio_vectors @ text_vectors.t()
 
 
 def _fill(items, loaded, probs, labels, similarity, threshold) -> None:

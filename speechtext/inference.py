@@ -110,9 +110,9 @@ class SpeechTextPipeline:
 
     @torch.inference_mode()
     def _decode_batch(self, loaded, items, opts: TranscribeOptions) -> None:
-        waveforms, lengths = pad_waveforms([wave for _, wave in loaded], self.config.model.normalize_waveform)
+        frames, frame_lengths = self._frames(loaded, opts.precision)
         with self._autocast(opts.precision):
-            log_probs, frame_lengths = self.model.ctc_log_probs(waveforms.to(self.device), lengths.to(self.device))
+            log_probs = self.model.heads["ctc"](frames)
         blank = self.tokenizer.blank_id
         if opts.decoder == "greedy":
             best = ctc_greedy(log_probs, frame_lengths, blank)
