@@ -4,8 +4,10 @@
 #   0  corpus data preparation (the corpus's own --data-prep command)
 #   1  validate the data directories
 #   2  train (resumes a stopped run from exp/<tag>/last.pt)
-#   3  decode every test set with the final model
-#   4  score; cross-modal evaluation and embedding plot when the model has a text encoder; RESULTS.md
+#   3  train the external token LM on the training transcripts (when a decoder uses it: "joint+lm")
+#   4  decode every test set with the final model, once per decoder in --decoders
+#   5  score; word alignment of --align-set against its ref.ctm; cross-modal evaluation and embedding
+#      plot when the model has a text encoder; RESULTS.md
 set -euo pipefail
 stage=0
 stop_stage=100
@@ -18,6 +20,10 @@ zeroshot_set=""            # data set of command phrasings never trained on (cro
 tag=""                     # experiment name; default: the config file's name
 ngpu=0                     # > 1: train with torchrun over that many GPUs
 decode_opts=""             # extra options for "speechtext transcribe"
+decoders="greedy"          # any of: greedy ctc attention joint joint+lm (the first is the headline)
+beam=10
+lm_steps=2000              # training steps of the token LM (stage 3)
+align_set=""               # data set with a ref.ctm of known word boundaries (stage 5)
 results=RESULTS.md
 . "$(dirname "$0")/parse_options.sh"
 
@@ -53,25 +59,55 @@ if run_stage 2; then
   fi
 fi
 
-if run_stage 3; then
-  for set in $test_sets; do
-    dir=$exp/decode_$set
-    mkdir -p "$dir"
-    log 3 "decoding data/$set"
-    timed 3 speechtext transcribe "$exp/final" "data/$set" --format kaldi $decode_opts > "$dir/hyp.txt.tmp"
-    mv "$dir/hyp.txt.tmp" "$dir/hyp.txt"
-  done
+if run_stage 3 && [[ " $decoders " == *"+lm "* ]]; then
+  if [ -f "$exp/lm/lm.json" ]; then
+    log 3 "$exp/lm exists; delete it to train again"
+  else
+    log 3 "training the token LM on data/$train_set/text"
+    timed 3 speechtext lm train "data/$train_set/text" --kaldi-text --model "$exp/final" --out-dir "$exp/lm" \
+      --steps "$lm_steps"
+  fi
 fi
+
+decoder_opts() {  # a decoder's name -> options of "speechtext transcribe"
+  case $1 in
+    greedy) echo "--decoder greedy" ;;
+    *+lm) echo "--decoder ${1%+lm} --beam $beam --lm $exp/lm" ;;
+    *) echo "--decoder $1 --beam $beam" ;;
+  esac
+}
 
 if run_stage 4; then
   for set in $test_sets; do
-    speechtext score "data/$set/text" "$exp/decode_$set/hyp.txt" --out-dir "$exp/decode_$set"
+    for decoder in $decoders; do
+      dir=$exp/decode_${set}_${decoder/+/_}
+      mkdir -p "$dir"
+      log 4 "decoding data/$set ($decoder)"
+      timed 4 speechtext transcribe "$exp/final" "data/$set" --format kaldi $(decoder_opts "$decoder") $decode_opts \
+        > "$dir/hyp.txt.tmp"
+      mv "$dir/hyp.txt.tmp" "$dir/hyp.txt"
+    done
   done
+fi
+
+if run_stage 5; then
+  for set in $test_sets; do
+    for decoder in $decoders; do
+      speechtext score "data/$set/text" "$exp/decode_${set}_${decoder/+/_}/hyp.txt"
+    done
+  done
+  if [ -n "$align_set" ]; then
+    log 5 "word alignment of data/$align_set against its known word boundaries"
+    speechtext align "$exp/final" "data/$align_set" --out "$exp/align_$align_set.ctm"
+    python3 "$(dirname "$0")/score_ctm.py" "data/$align_set/ref.ctm" "$exp/align_$align_set.ctm" \
+      --out "$exp/align_$align_set.json"
+  fi
   if [ -f "$exp/final/text_tokenizer.json" ]; then
-    log 4 "cross-modal evaluation: intents, zero-shot ($zeroshot_set), retrieval; plot $exp/embedding_space.png"
-    timed 4 python3 "$(dirname "$0")/eval_crossmodal.py" --model "$exp/final" --intent-sets "$test_sets" \
+    log 5 "cross-modal evaluation: intents, zero-shot ($zeroshot_set), retrieval; plot $exp/embedding_space.png"
+    timed 5 python3 "$(dirname "$0")/eval_crossmodal.py" --model "$exp/final" --intent-sets "$test_sets" \
       --zeroshot-set "$zeroshot_set" --retrieval-sets "$test_sets" --plot "$exp/embedding_space.png"
   fi
-  python3 "$(dirname "$0")/results.py" --exp "$exp" --sets "$test_sets" --out "$results"
-  log 4 "wrote $results"
+  python3 "$(dirname "$0")/results.py" --exp "$exp" --sets "$test_sets" --decoders "$decoders" \
+    ${align_set:+--align-set "$align_set"} --out "$results"
+  log 5 "wrote $results"
 fi

@@ -4,7 +4,9 @@
 * closed-set intent accuracy (sets given with --intent-sets),
 * zero-shot accuracy: each utterance of --zeroshot-set chooses among 10 phrasings never trained on
   (its own and 9 others of that set),
-* audio->text and text->audio retrieval recall@1/5/10 over the distinct transcripts of --retrieval-sets,
+* audio->text retrieval recall@1/5/10 over the distinct transcripts of --retrieval-sets with the full
+  command score (shared-space shortlist of 20, re-scored with fusion + cosine + CTC likelihood), and
+  audio->text / text->audio recall of the shared space alone (``space_*``),
 * a 2-D (PCA) picture of the shared space: audio coloured by intent family, transcripts as crosses.
 
 Writes ``<model>/../crossmodal.json`` and the PNG; prints a summary.
@@ -28,7 +30,7 @@ def intent_accuracy(model, data) -> float:
     return 100 * float(np.mean([a == b for a, b in pairs]))
 
 
-def zeroshot_accuracy(model, data, candidates: int = 10, seed: int = 0) -> float:
+def zeroshot_accuracy(model, data, candidates: int = 10, seed: int = 0, acoustic_weight: float = 1.0) -> float:
     """Distinct transcripts are dealt into groups of ``candidates``; each utterance chooses among its group."""
     texts = sorted({u.text for u in data})
     random.Random(seed).shuffle(texts)
@@ -38,7 +40,7 @@ def zeroshot_accuracy(model, data, candidates: int = 10, seed: int = 0) -> float
     correct = []
     for group in groups:
         utts = [u for u in data if u.text in group]
-        results = model.classify_command([(u.utt_id, u.audio) for u in utts], commands=group)
+        results = model.classify_command([(u.utt_id, u.audio) for u in utts], commands=group, acoustic_weight=acoustic_weight)
         correct += [r.command == u.text for r, u in zip(results, utts) if r.error is None]
     return 100 * float(np.mean(correct))
 
@@ -51,6 +53,7 @@ def embed_set(model, data) -> tuple[np.ndarray, list]:
 
 
 def retrieval(vectors: np.ndarray, utts: list, model, ks=(1, 5, 10)) -> dict:
+    """Recall@k of the shared space alone: cosine ranking both ways."""
     texts = [u.text for u in utts]
     gallery = sorted(set(texts))
     sims = vectors @ model.embed_text(gallery).T  # (audio, texts)
@@ -59,9 +62,17 @@ def retrieval(vectors: np.ndarray, utts: list, model, ks=(1, 5, 10)) -> dict:
     t2a = np.argsort(-sims.T, axis=1)
     out = {}
     for k in ks:
-        out[f"a2t_R@{k}"] = 100 * float(np.mean([truth[i] in a2t[i, :k] for i in range(len(texts))]))
-        out[f"t2a_R@{k}"] = 100 * float(np.mean([(truth[t2a[j, :k]] == j).any() for j in range(len(gallery))]))
+        out[f"space_a2t_R@{k}"] = 100 * float(np.mean([truth[i] in a2t[i, :k] for i in range(len(texts))]))
+        out[f"space_t2a_R@{k}"] = 100 * float(np.mean([(truth[t2a[j, :k]] == j).any() for j in range(len(gallery))]))
     return out
+
+
+def search_recall(model, utts: list, ks=(1, 5, 10)) -> dict:
+    """Audio->text recall@k of ``search_texts`` (shortlist from the space, full command score)."""
+    gallery = sorted({u.text for u in utts})
+    found = model.search_texts([(u.utt_id, u.audio) for u in utts], gallery, top_k=max(ks))
+    hits = [(u.text, r.texts) for u, r in zip(utts, found) if r.error is None]
+    return {f"a2t_R@{k}": 100 * float(np.mean([t in best[:k] for t, best in hits])) for k in ks}
 
 
 def plot_space(vectors: np.ndarray, utts: list, model, path: str) -> None:
@@ -104,9 +115,12 @@ def main() -> None:
         if model.intents:
             result[f"{name}/intent_acc"] = intent_accuracy(model, read(name))
     if args.zeroshot_set:
-        result[f"{args.zeroshot_set}/zeroshot_acc@10"] = zeroshot_accuracy(model, read(args.zeroshot_set))
+        data = read(args.zeroshot_set)
+        result[f"{args.zeroshot_set}/zeroshot_acc@10"] = zeroshot_accuracy(model, data)
+        result[f"{args.zeroshot_set}/zeroshot_acc@10_no_acoustic"] = zeroshot_accuracy(model, data, acoustic_weight=0)
     for n, name in enumerate(args.retrieval_sets.split()):
         vectors, utts = embed_set(model, read(name))
+        result.update({f"{name}/{k}": v for k, v in search_recall(model, utts).items()})
         result.update({f"{name}/{k}": v for k, v in retrieval(vectors, utts, model).items()})
         if args.plot and n == 0:  # the first retrieval set's embeddings, computed once for both
             plot_space(vectors, utts, model, args.plot)

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Write an experiment's section of a recipe's RESULTS.md: one row per test set (WER, CER, sentence
-errors), how the model was trained and how long each stage took. Other experiments' sections stay."""
+"""Write an experiment's section of a recipe's RESULTS.md: one row per test set and decoder (WER, CER,
+sentence errors), word-alignment and cross-modal figures when there are any, how the model was
+trained and how long each stage took. Other experiments' sections stay."""
 from __future__ import annotations
 
 import argparse
@@ -27,14 +28,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exp", required=True)
     parser.add_argument("--sets", required=True)
+    parser.add_argument("--decoders", default="greedy")
+    parser.add_argument("--align-set", default="")
     parser.add_argument("--out", default="RESULTS.md")
     args = parser.parse_args()
     meta = json.load(open(os.path.join(args.exp, "final", "speechtext.json"), encoding="utf-8"))
     rows = []
     for name in args.sets.split():
-        result = score_files(os.path.join("data", name, "text"), os.path.join(args.exp, f"decode_{name}", "hyp.txt"))
-        rows.append(f"| {name} | {result['sentences']} | {result['wer']:.2f} | {result['cer']:.2f} | "
-                    f"{100 * result['sentence_errors'] / max(1, result['sentences']):.1f} |")
+        for decoder in args.decoders.split():
+            hyp = os.path.join(args.exp, f"decode_{name}_{decoder.replace('+', '_')}", "hyp.txt")
+            result = score_files(os.path.join("data", name, "text"), hyp)
+            rows.append(f"| {name} | {decoder} | {result['sentences']} | {result['wer']:.2f} | {result['cer']:.2f} | "
+                        f"{100 * result['sentence_errors'] / max(1, result['sentences']):.1f} |")
+    align_file = os.path.join(args.exp, f"align_{args.align_set}.json")
+    if args.align_set and os.path.exists(align_file):
+        rows += ["", f"| word alignment of {args.align_set} (forced, reference text) | value |", "|---|---|"]
+        rows += [f"| {k} | {v} |" for k, v in json.load(open(align_file, encoding="utf-8")).items()]
     crossmodal_file = os.path.join(args.exp, "crossmodal.json")
     crossmodal = json.load(open(crossmodal_file, encoding="utf-8")) if os.path.exists(crossmodal_file) else {}
     rows += ["", "| cross-modal metric | % |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in crossmodal.items()] if crossmodal else []
@@ -42,8 +51,10 @@ def main() -> None:
     training = meta.get("training", {})
     section = [
         f"## {args.exp}", "",
-        f"Model `{args.exp}/final`, CTC greedy decoding; written {datetime.date.today()} by `recipes/results.py`.", "",
-        "| test set | utterances | WER % | CER % | sentence errors % |", "|---|---|---|---|---|", *rows, "",
+        f"Model `{args.exp}/final`; written {datetime.date.today()} by `recipes/results.py`. Decoders: greedy = CTC "
+        "best path, ctc = CTC prefix beam search, attention / joint = the attention decoder's beam search (joint "
+        "adds CTC prefix scores), +lm = shallow fusion with the token LM of stage 3.", "",
+        "| test set | decoder | utterances | WER % | CER % | sentence errors % |", "|---|---|---|---|---|---|", *rows, "",
         f"- training: {training.get('steps', '?')} steps, averaged {', '.join(training.get('averaged', []))}; "
         f"best dev WER {training.get('best_dev_wer', float('nan')):.2f} %",
         f"- stage times (s): {', '.join(f'{k} {v}' for k, v in sorted(times.items()))}; total {sum(times.values())} s",

@@ -8,7 +8,8 @@ from dataclasses import fields
 
 import click
 
-from .config import TranscribeOptions
+from .config import CommandOptions, TranscribeOptions
+from .lm import LMConfig
 
 DEFAULTS = TranscribeOptions()
 
@@ -33,12 +34,22 @@ def expand_inputs(inputs: tuple[str, ...]) -> list:
     return out
 
 
-def _write(results, fmt: str) -> None:
+def _write(results, fmt: str, output_dir: str) -> None:
+    from .align import to_srt, to_vtt
+
     for r in results:
         if r.error:
             click.echo(f"speechtext: skipped {r.id}: {r.error}", err=True)
             continue
-        if fmt == "json":
+        if fmt in ("srt", "vtt"):
+            os.makedirs(output_dir, exist_ok=True)
+            path = os.path.join(output_dir, f"{r.id}.{fmt}")
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(to_srt(r.words) if fmt == "srt" else to_vtt(r.words))
+            click.echo(path)
+        elif r.words is not None and fmt == "text":
+            click.echo("\n".join(f"{r.source}\t{w.start:.2f}\t{w.end:.2f}\t{w.word}" for w in r.words))
+        elif fmt == "json":
             click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
         elif fmt == "kaldi":
             click.echo(f"{r.id} {r.text}".rstrip())
@@ -55,16 +66,31 @@ def cli() -> None:
 @cli.command()
 @click.argument("model_dir")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "kaldi"]), default="text", show_default=True,
-              help="text: 'path<TAB>transcript'; kaldi: 'utt-id transcript'; json: one object per line.")
-@click.option("--decoder", type=click.Choice(["greedy", "beam"]), default=DEFAULTS.decoder, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "kaldi", "srt", "vtt"]), default="text",
+              show_default=True, help="text: 'path<TAB>transcript' ('path<TAB>start<TAB>end<TAB>word' with word "
+              "timestamps); kaldi: 'utt-id transcript'; json: one object per line; srt/vtt: subtitle files in --output-dir.")
+@click.option("--output-dir", default=".", show_default=True, help="Where srt/vtt files are written (<id>.srt).")
+@click.option("--timestamps", type=click.Choice(["none", "word"]), default=DEFAULTS.timestamps, show_default=True,
+              help="word: word start/end times from CTC forced alignment.")
+@click.option("--chunk-seconds", type=float, default=DEFAULTS.chunk_seconds, show_default=True,
+              help="Longer inputs are transcribed in overlapping chunks of this length.")
+@click.option("--stride-seconds", type=float, default=DEFAULTS.stride_seconds, show_default=True,
+              help="Context dropped at each inner chunk edge (less than half a chunk).")
+@click.option("--decoder", type=click.Choice(["greedy", "ctc", "attention", "joint"]), default=DEFAULTS.decoder,
+              show_default=True, help="greedy: CTC best path; ctc: CTC prefix beam search; attention / joint: the "
+              "attention decoder's beam search, joint adding CTC prefix scores.")
 @click.option("--beam", "beam_size", type=int, default=DEFAULTS.beam_size, show_default=True)
+@click.option("--ctc-weight", type=float, default=DEFAULTS.ctc_weight, show_default=True,
+              help="Joint decoding: weight of CTC against the attention decoder.")
+@click.option("--lm", default=DEFAULTS.lm, metavar="LM", help="Shallow fusion with an LM directory (speechtext lm "
+              "train) or an ARPA / KenLM binary n-gram file; needs --decoder joint or attention.")
+@click.option("--lm-weight", type=float, default=DEFAULTS.lm_weight, show_default=True)
 @click.option("--batch-seconds", type=float, default=DEFAULTS.batch_seconds, show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=DEFAULTS.precision, show_default=True)
 @click.option("--max-seconds", type=float, default=DEFAULTS.max_seconds, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--progress/--no-progress", default=False)
-def transcribe(model_dir, inputs, fmt, device, progress, **options) -> None:
+def transcribe(model_dir, inputs, fmt, output_dir, device, progress, **options) -> None:
     """Transcribe audio files, wav.scp lists or data directories with MODEL_DIR.
 
     One line per input; a bad input is reported on stderr and the rest still run (exit status 1).
@@ -72,12 +98,49 @@ def transcribe(model_dir, inputs, fmt, device, progress, **options) -> None:
     from . import load_model
 
     opts = TranscribeOptions(**{f.name: options[f.name] for f in fields(TranscribeOptions) if f.name in options})
+    if fmt in ("srt", "vtt"):
+        opts.timestamps = "word"
     try:
         pipeline = load_model(model_dir, device=device)
         results = pipeline.transcribe(expand_inputs(inputs), opts, progress=progress)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
-    _write(results, fmt)
+    _write(results, fmt, output_dir)
+    if any(r.error for r in results):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("model_dir")
+@click.argument("data_dir")
+@click.option("--out", "out_path", default="-", show_default=True, help="CTM file to write; - for stdout.")
+@click.option("--progress/--no-progress", default=False)
+def align(model_dir, data_dir, out_path, progress) -> None:
+    """Word alignments of a data dir's reference text as a Kaldi CTM file (utterance-relative times).
+
+    Utterances that cannot be aligned are reported on stderr and skipped (exit status 1)."""
+    from . import load_model
+    from .align import align_utterances, ctm_lines
+    from .data import DataDirError, read_data_dir
+
+    try:
+        utterances = list(read_data_dir(data_dir))
+        results = align_utterances(load_model(model_dir), utterances, progress=progress)
+    except (DataDirError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    lines = []
+    for r in results:
+        if r.error:
+            click.echo(f"speechtext: skipped {r.id}: {r.error}", err=True)
+        else:
+            lines += ctm_lines(r.id, r.words)
+    text = "".join(line + "\n" for line in lines)
+    if out_path == "-":
+        click.echo(text, nl=False)
+    else:
+        with open(out_path + ".tmp", "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(out_path + ".tmp", out_path)
     if any(r.error for r in results):
         sys.exit(1)
 
@@ -141,10 +204,13 @@ def split_markers(args: tuple[str, ...], markers: tuple[str, ...]) -> dict[str, 
 @click.argument("model_dir")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--commands-file", type=click.Path(exists=True, dir_okay=False), help="One candidate command per line.")
-@click.option("--threshold", type=float, default=None, help="Answer <none> below this audio-command cosine similarity.")
+@click.option("--threshold", type=float, default=CommandOptions.threshold,
+              help="Answer <none> below this audio-command cosine similarity.")
+@click.option("--acoustic-weight", type=float, default=CommandOptions.acoustic_weight, show_default=True,
+              help="Weight of the recogniser's CTC likelihood of each command's spelling; 0 ignores it.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--plot-attention", default=None, metavar="PNG", help="Plot the fusion attention of each input's best command.")
-def command(model_dir, args, commands_file, threshold, fmt, plot_attention) -> None:
+def command(model_dir, args, commands_file, threshold, acoustic_weight, fmt, plot_attention) -> None:
     """Recognise voice commands: AUDIO... [--commands "turn on the lights" "stop the music" ...].
 
     With candidate commands (free text, zero-shot) prints the best one, its score and the runner-up;
@@ -161,7 +227,8 @@ def command(model_dir, args, commands_file, threshold, fmt, plot_attention) -> N
         commands = commands[:-1] if commands and commands[-1] == "" else commands
     try:
         pipeline = load_model(model_dir)
-        results = pipeline.classify_command(expand_inputs(tuple(groups[""])), commands=commands, threshold=threshold)
+        results = pipeline.classify_command(expand_inputs(tuple(groups[""])), commands=commands, threshold=threshold,
+                                              acoustic_weight=acoustic_weight)
     except CommandError as exc:
         _fail(f"{commands_file}: {exc} (numbered from --commands, then the file's lines)" if commands_file else str(exc))
     except (TextTokenizerError, ValueError, FileNotFoundError) as exc:
@@ -262,3 +329,29 @@ def fix_data_dir_cmd(data_dir) -> None:
 
 if __name__ == "__main__":
     cli()
+
+
+@cli.group()
+def lm() -> None:
+    """External language models for shallow fusion (--lm in transcribe)."""
+
+
+@lm.command("train")
+@click.argument("text_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "model_dir", required=True, help="The recogniser whose tokenizer the LM uses.")
+@click.option("--out-dir", required=True)
+@click.option("--kaldi-text", is_flag=True, help="TEXT_FILE is a Kaldi 'text' file: the first field is an utterance id.")
+@click.option("--steps", type=int, default=LMConfig.steps, show_default=True)
+@click.option("--hidden-size", type=int, default=LMConfig.hidden_size, show_default=True)
+@click.option("--layers", type=int, default=LMConfig.layers, show_default=True)
+def lm_train(text_file, model_dir, out_dir, kaldi_text, steps, hidden_size, layers) -> None:
+    """Train a token LSTM LM on TEXT_FILE (one sentence per line) with MODEL's tokenizer."""
+    from .lm import LMError, train_lm
+    from .tokenizer import load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer(model_dir)
+        cfg = LMConfig(steps=steps, hidden_size=hidden_size, layers=layers)
+        click.echo(train_lm(text_file, tokenizer, out_dir, cfg, has_ids=kaldi_text))
+    except (LMError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))

@@ -64,9 +64,17 @@ class ModelConfig:
     embed_dim: int = 256  # the shared speech-text embedding space
     loss_weights: dict[str, float] = field(default_factory=lambda: {"ctc": 1.0, "contrastive": 0.5, "command": 0.5,
                                                                       "intent": 0.5})
-    heads: list[str] = field(default_factory=lambda: ["ctc"])
+    heads: list[str] = field(default_factory=lambda: ["ctc"])  # ctc, attention, command
+    ctc_weight: float = 0.3  # with an attention head: loss = w * ctc + (1 - w) * attention (ESPnet's mtlalpha)
+    label_smoothing: float = 0.1  # of the attention decoder's cross-entropy
     ctc_dropout: float = 0.1
     normalize_waveform: bool = True  # zero mean, unit variance per utterance (wav2vec2's do_normalize)
+
+    def __post_init__(self):
+        if not 0.0 <= self.ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be between 0 and 1, got {self.ctc_weight}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 @dataclass
@@ -116,12 +124,27 @@ class TrainConfig:
 class TranscribeOptions:
     """Options of :meth:`SpeechTextPipeline.transcribe`; the CLI's defaults come from here."""
 
-    decoder: str = "greedy"  # greedy | beam (CTC prefix beam search)
+    decoder: str = "greedy"  # greedy (CTC best path) | ctc (CTC prefix beam search) | attention | joint (CTC/attention)
     beam_size: int = 8
+    ctc_weight: float = 0.3  # joint decoding: weight of the CTC prefix score against the attention decoder
+    lm: str = ""  # an LM directory (speechtext lm train) or an ARPA / KenLM binary file, for shallow fusion
+    lm_weight: float = 0.3
     batch_seconds: float = 160.0  # padded audio per batch
     precision: str = "auto"  # auto (bf16 where the CPU/GPU has native bf16) | fp32 | bf16
-    max_seconds: float = 600.0  # longer inputs are refused with a clear error
+    max_seconds: float = 36000.0  # longer inputs are refused with a clear error
+    chunk_seconds: float = 30.0  # longer inputs are transcribed in overlapping chunks of this length
+    stride_seconds: float = 5.0  # context dropped at each inner chunk edge; under chunk_seconds / 2
+    timestamps: str = "none"  # none | word (CTC forced alignment)
     num_threads: int = 0  # 0: torch's default
+
+
+@dataclass
+class CommandOptions:
+    """Options of voice-command recognition and text search; the CLI's defaults come from here."""
+
+    threshold: float | None = None  # answer <none> below this audio-command cosine
+    acoustic_weight: float = 1.0  # weight of the CTC log-likelihood of a command's spelling; 0: fusion + cosine only
+    shortlist: int = 20  # text search: candidates taken from the shared space, then re-scored in full
 
 
 @dataclass
@@ -145,7 +168,7 @@ def _build(cls, values: dict, where: str):
         kwargs[key] = _build(target, value, f"{where}.{key}") if target and value is not None else value
     try:
         obj = cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # ValueError: a range check in __post_init__
         raise ConfigError(f"{where}: {exc}") from exc
     _check_types(obj, where)
     return obj

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import TranscribeOptions
+from .config import CommandOptions, TranscribeOptions
 
 
 class CommandError(ValueError):
@@ -42,6 +42,29 @@ class CommandResult:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+@dataclass
+class TextMatches:
+    """The best texts of a gallery for one audio input, best first, with their full command scores."""
+
+    id: str
+    source: str
+    texts: list | None = None
+    scores: list | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Candidates:
+    """Candidate texts encoded once for every batch: text-encoder states, shared-space vectors and
+    (for the acoustic score) their spelling in the recogniser's tokens."""
+
+    states: torch.Tensor  # (N, L, Ht)
+    lengths: torch.Tensor  # (N,)
+    vectors: torch.Tensor  # (N, D)
+    targets: torch.Tensor | None  # (N, Lc) CTC token ids, padded
+    target_lengths: torch.Tensor | None  # (N,)
 
 
 def _require_text(pipeline) -> None:
@@ -97,8 +120,32 @@ def check_commands(commands) -> list[str]:
     return cleaned
 
 
-def classify_command(pipeline, inputs, commands=None, threshold: float | None = None,
-                     options: TranscribeOptions | None = None, progress: bool = False) -> list[CommandResult]:
+def _candidates(pipeline, texts: list[str]) -> _Candidates:
+    states, lengths, vectors = _text_states(pipeline, texts)
+    targets = target_lengths = None
+    if "ctc" in pipeline.model.heads:
+        spelled = [torch.tensor(pipeline.tokenizer.encode(t), dtype=torch.long) for t in texts]
+        target_lengths = torch.tensor([len(x) for x in spelled], device=pipeline.device)
+        targets = torch.nn.utils.rnn.pad_sequence(spelled, batch_first=True).to(pipeline.device)
+    return _Candidates(states, lengths, vectors, targets, target_lengths)
+
+
+@torch.inference_mode()
+def _pair_scores(pipeline, frames, lengths, audio_vectors, cands: _Candidates, pairs, acoustic_weight: float):
+    """Full score of (audio, text) ``pairs (P, 2)``: fusion match + scaled cosine + ``acoustic_weight`` x
+    the CTC log-likelihood of the text's spelling (what lets unseen phrasings be told apart), ``(P,)``."""
+    model = pipeline.model
+    scores = model.command_scores(frames, lengths, audio_vectors, cands.states, cands.lengths, cands.vectors, pairs)
+    if acoustic_weight and cands.targets is not None:
+        log_probs = model.heads["ctc"](frames)
+        scores = scores + acoustic_weight * model.text_log_likelihood(log_probs, lengths, cands.targets,
+                                                                      cands.target_lengths, pairs)
+    return scores
+
+
+def classify_command(pipeline, inputs, commands=None, threshold: float | None = CommandOptions.threshold,
+                     options: TranscribeOptions | None = None, progress: bool = False,
+                     acoustic_weight: float = CommandOptions.acoustic_weight) -> list[CommandResult]:
     """Best of free-text ``commands`` (zero-shot) for each input, or, without commands, the
     closed-set intent. Below ``threshold`` similarity the answer is ``<none>``."""
     from .inference import _normalise_inputs
@@ -107,7 +154,7 @@ def classify_command(pipeline, inputs, commands=None, threshold: float | None = 
     opts = options or TranscribeOptions()
     if commands is not None:
         commands = check_commands(commands)
-        states, text_lengths, text_vectors = _text_states(pipeline, commands)
+        cands = _candidates(pipeline, commands)
     elif not pipeline.intents:
         raise CommandError(f"{pipeline.path}: the model has no intent classifier; give the candidate commands")
     items, specs = _normalise_inputs(inputs, CommandResult)
@@ -119,7 +166,11 @@ def classify_command(pipeline, inputs, commands=None, threshold: float | None = 
                 logits = pipeline.model.heads["command"].intent_logits(pipeline.model.fusion, frames, lengths)
                 probs, labels, similarity = logits.softmax(-1), pipeline.intents, None
             else:
-                probs, similarity = _score_commands(pipeline, frames, lengths, states, text_lengths, text_vectors)
+                audio_vectors = pipeline.model.embed_frames(frames, lengths)
+                batch, count = frames.shape[0], len(commands)
+                pairs = torch.cartesian_prod(torch.arange(batch), torch.arange(count)).to(frames.device)
+                scores = _pair_scores(pipeline, frames, lengths, audio_vectors, cands, pairs, acoustic_weight)
+                probs, similarity = scores.view(batch, count).softmax(-1), audio_vectors @ cands.vectors.t()
                 labels = commands
         _fill(items, loaded, probs, labels, similarity, threshold)
 
@@ -127,14 +178,37 @@ def classify_command(pipeline, inputs, commands=None, threshold: float | None = 
     return items
 
 
-def _score_commands(pipeline, frames, lengths, states, text_lengths, text_vectors):
-    """``(probabilities (B, C), shared-space cosines (B, C))`` of each candidate command for each utterance."""
-    batch, count = frames.shape[0], states.shape[0]
-    pairs = torch.stack(torch.meshgrid(torch.arange(batch), torch.arange(count), indexing="ij"), -1).reshape(-1, 2)
-    audio_vectors = pipeline.model.embed_frames(frames, lengths)
-    scores = pipeline.model.command_scores(frames, lengths, audio_vectors, states, text_lengths, text_vectors,
-                                           pairs.to(frames.device))
-    return scores.view(batch, count).softmax(-1), audio_vectors @ text_vectors.t()
+def search_texts(pipeline, inputs, texts: list[str], top_k: int = 5, shortlist: int = CommandOptions.shortlist,
+                 acoustic_weight: float = CommandOptions.acoustic_weight, options: TranscribeOptions | None = None,
+                 progress: bool = False) -> list[TextMatches]:
+    """Audio -> text search over a gallery of ``texts``: the ``shortlist`` nearest texts in the shared
+    space are re-scored with the full command score (fusion + cosine + acoustic); the best ``top_k``
+    come back per input. ``shortlist`` >= len(texts) scores every text."""
+    from .inference import _normalise_inputs
+
+    _require_text(pipeline)
+    if not texts or top_k < 1 or shortlist < 1:
+        raise CommandError("search_texts needs at least one text, top_k >= 1 and shortlist >= 1")
+    opts = options or TranscribeOptions()
+    cands = _candidates(pipeline, list(texts))
+    items, specs = _normalise_inputs(inputs, TextMatches)
+
+    def process(loaded):
+        frames, lengths = pipeline._frames(loaded, opts.precision)
+        with torch.inference_mode():
+            audio_vectors = pipeline.model.embed_frames(frames, lengths)
+            near = (audio_vectors @ cands.vectors.t()).topk(min(shortlist, len(texts)), dim=-1).indices  # (B, S)
+            rows = torch.arange(len(loaded), device=near.device).repeat_interleave(near.shape[1])
+            pairs = torch.stack([rows, near.flatten()], -1)
+            scores = _pair_scores(pipeline, frames, lengths, audio_vectors, cands, pairs, acoustic_weight)
+            best = scores.view(near.shape).topk(min(top_k, near.shape[1]), dim=-1)
+        for row, (i, _) in enumerate(loaded):
+            chosen = near[row, best.indices[row]].tolist()
+            items[i].texts = [texts[j] for j in chosen]
+            items[i].scores = [round(float(v), 4) for v in best.values[row]]
+
+    pipeline._run(items, specs, opts, process, progress)
+    return items
 
 
 def _fill(items, loaded, probs, labels, similarity, threshold) -> None:

@@ -306,7 +306,7 @@ class Trainer:
     def _log_train(self, running: list[dict], grad_norm: float, seconds: float) -> None:
         utts = sum(s["utts"] for s in running)
         heads = {k: sum(s.get(k, 0.0) * s["utts"] for s in running) / utts
-                 for k in ("ctc", "contrastive", "command", "intent") if any(k in s for s in running)}
+                 for k in ("ctc", "attention", "contrastive", "command", "intent") if any(k in s for s in running)}
         entry = {"step": self.step, "epoch": self.epoch, "loss": sum(s["loss"] * s["utts"] for s in running) / utts, **heads,
                  "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm,
                  "audio_x_realtime": sum(s["audio_seconds"] for s in running) * self.ctx.world_size / max(seconds, 1e-9)}

@@ -8,6 +8,7 @@ import torch
 
 import speechtext
 from speechtext.config import FusionConfig, TextEncoderConfig
+from speechtext.audio import load_audio
 from speechtext.crossmodal import CommandError
 from speechtext.text_tokenizer import TextTokenizerError
 from speechtext.train import train
@@ -59,6 +60,48 @@ def test_closed_set_and_zero_shot_commands(joint_model, speech_dir):
     assert all(r.score >= r.runner_up_score and -1 <= r.similarity <= 1 for r in zero)
     none = model.classify_command(wavs(speech_dir)[:1], commands=commands, threshold=1.01)
     assert none[0].command == "<none>"
+
+
+def test_acoustic_score_is_the_ctc_likelihood_of_each_pair(joint_model, speech_dir):
+    """Pairs index the right utterance and text: each score equals CTC on that pair alone."""
+    model = speechtext.load_model(joint_model)
+    frames, lengths = model._frames([(i, load_audio(w)) for i, w in enumerate(wavs(speech_dir)[:2])], "fp32")
+    texts = ["stop the music", "turn on the lights", "x" * 400]  # the last cannot fit the frames
+    spelled = [torch.tensor(model.tokenizer.encode(t)) for t in texts]
+    targets = torch.nn.utils.rnn.pad_sequence(spelled, batch_first=True)
+    target_lengths = torch.tensor([len(x) for x in spelled])
+    with torch.inference_mode():
+        log_probs = model.model.heads["ctc"](frames)
+        pairs = torch.tensor([[1, 0], [0, 1], [1, 1], [0, 2]])
+        got = model.model.text_log_likelihood(log_probs, lengths, targets, target_lengths, pairs, chunk=3)
+        for (a, t), value in zip(pairs.tolist(), got[:3]):
+            alone = torch.nn.functional.ctc_loss(log_probs[a, : lengths[a]].unsqueeze(1), spelled[t].unsqueeze(0),
+                                                 lengths[a:a + 1], target_lengths[t:t + 1], blank=model.tokenizer.blank_id)
+            assert abs(float(value) + float(alone) * len(spelled[t])) < 1e-3  # ctc_loss's mean divides by length
+    assert float(got[3]) == -1e4
+
+
+def test_acoustic_weight_changes_command_scores(joint_model, speech_dir):
+    model = speechtext.load_model(joint_model)
+    commands = ["open the garage door", "turn on the lights", "stop the music"]
+    plain = model.classify_command(wavs(speech_dir)[:2], commands=commands, acoustic_weight=0)
+    full = model.classify_command(wavs(speech_dir)[:2], commands=commands)
+    assert [(r.command, r.score) for r in plain] != [(r.command, r.score) for r in full]
+
+
+def test_search_texts_shortlists_then_rescores(joint_model, speech_dir):
+    model = speechtext.load_model(joint_model)
+    gallery = sorted(set(line.split(" ", 1)[1].strip() for line in open(os.path.join(speech_dir, "text"))))
+    inputs = wavs(speech_dir)[:3] + ["/no/such.wav"]
+    found = model.search_texts(inputs, gallery, top_k=3, shortlist=len(gallery))
+    assert [r.error is None for r in found] == [True, True, True, False] and "file not found" in found[3].error
+    for r in found[:3]:
+        assert len(r.texts) == 3 and set(r.texts) <= set(gallery) and r.scores == sorted(r.scores, reverse=True)
+    nearest = model.search_texts(inputs[:3], gallery, top_k=1, shortlist=1)  # the shortlist alone decides
+    sims = np.stack([a.vector for a in model.embed_audio(inputs[:3])]) @ model.embed_text(gallery).T
+    assert [r.texts[0] for r in nearest] == [gallery[i] for i in sims.argmax(1)]
+    with pytest.raises(CommandError, match="top_k >= 1"):
+        model.search_texts(inputs[:1], gallery, top_k=0)
 
 
 @pytest.mark.parametrize("commands, error, message", [

@@ -6,6 +6,8 @@ that maps sample lengths to frame lengths, and a forward that takes ``(waveforms
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, Wav2Vec2Config
@@ -77,6 +79,11 @@ def output_lengths(encoder: nn.Module, lengths: torch.Tensor) -> torch.Tensor:
     """Frames the encoder produces for inputs of ``lengths`` samples: ``(B,) -> (B,)``. The one place
     this is computed; everything that pairs frames with lengths calls it."""
     return encoder._get_feat_extract_output_lengths(lengths).to(torch.long)
+
+
+def frame_hop(encoder: nn.Module, sample_rate: int = 16000) -> float:
+    """Seconds between consecutive encoder frames (the product of the conv strides)."""
+    return math.prod(encoder.config.conv_stride) / sample_rate
 
 
 def frame_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:

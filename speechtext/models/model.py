@@ -14,6 +14,7 @@ from torch import nn
 from ..config import ConfigError, ModelConfig
 from .audio_encoder import build_audio_encoder, encode_audio
 from .command import CommandHead, grouped_cross_entropy
+from .decoder import AttentionHead
 from .fusion import FusionBlock
 from .shared_space import SharedSpace, contrastive_loss, masked_mean
 from .text_encoder import build_text_encoder, encode_text
@@ -41,9 +42,9 @@ class SpeechTextModel(nn.Module):
     def __init__(self, config: ModelConfig, vocab_size: int, blank_id: int = 0, text_vocab_size: int = 0,
                  num_intents: int = 0):
         super().__init__()
-        unknown = set(config.heads) - {"ctc", "command"}
+        unknown = set(config.heads) - {"ctc", "attention", "command"}
         if unknown:
-            raise ConfigError(f"model.heads: unknown head(s) {sorted(unknown)}; available: ctc, command")
+            raise ConfigError(f"model.heads: unknown head(s) {sorted(unknown)}; available: ctc, attention, command")
         if "command" in config.heads and config.text_encoder is None:
             raise ConfigError("model.heads: the command head needs model.text_encoder")
         self.config = config
@@ -52,13 +53,17 @@ class SpeechTextModel(nn.Module):
         self.heads = nn.ModuleDict()
         if "ctc" in config.heads:
             self.heads["ctc"] = CTCHead(hidden, vocab_size, config.ctc_dropout, blank_id)
+        query_dim = config.fusion.dim
         if config.text_encoder is not None:
             self.text_encoder = build_text_encoder(config.text_encoder, text_vocab_size)
-            text_dim = self.text_encoder.config.hidden_size
-            self.shared_space = SharedSpace(hidden, text_dim, config.embed_dim)
-            self.fusion = FusionBlock(config.fusion, text_dim, hidden)
-            if "command" in config.heads:
-                self.heads["command"] = CommandHead(config.fusion.dim, text_dim, num_intents)
+            query_dim = self.text_encoder.config.hidden_size
+            self.shared_space = SharedSpace(hidden, query_dim, config.embed_dim)
+        if config.text_encoder is not None or "attention" in config.heads:
+            self.fusion = FusionBlock(config.fusion, query_dim, hidden)
+        if "attention" in config.heads:
+            self.heads["attention"] = AttentionHead(vocab_size, query_dim, config.fusion.dim, config.label_smoothing)
+        if "command" in config.heads:
+            self.heads["command"] = CommandHead(config.fusion.dim, query_dim, num_intents)
 
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor):
         """``(B, S)`` waveforms with ``(B,)`` lengths -> ``(frames (B, T, H), frame_lengths (B,))``."""
@@ -83,6 +88,19 @@ class SpeechTextModel(nn.Module):
         match = self.heads["command"].pair_scores(self.fusion, states, text_lengths, frames, frame_lengths, pairs)
         return match + self.shared_space.scale() * (audio_emb[pairs[:, 0]] * text_emb[pairs[:, 1]]).sum(-1)
 
+    def text_log_likelihood(self, log_probs, frame_lengths, targets, target_lengths, pairs, chunk: int = 1024):
+        """CTC log-likelihood ``log P(text | audio)`` of each (audio, text) pair ``(P, 2)``: ``(P,)``.
+
+        ``log_probs (B, T, V)`` from the CTC head with ``frame_lengths (B,)``; ``targets (N, L)`` padded
+        token ids of the texts with ``target_lengths (N,)``. A text that cannot fit the frames scores -1e4."""
+        out = []
+        for rows in pairs.split(chunk):  # bounded memory: each pair gathers its utterance's (T, V)
+            a, t = rows[:, 0], rows[:, 1]
+            nll = F.ctc_loss(log_probs[a].transpose(0, 1), targets[t], frame_lengths[a], target_lengths[t],
+                             blank=self.heads["ctc"].blank_id, reduction="none", zero_infinity=False)
+            out.append(-nll.clamp(max=1e4))
+        return torch.cat(out) if out else log_probs.new_zeros(0)
+
     def forward(self, batch: dict):
         """Training step on a batch from ``BatchLoader``. Returns ``(loss, stats)``: the weighted sum of
         the per-utterance losses of every head the batch has targets for; stats are floats."""
@@ -92,9 +110,14 @@ class SpeechTextModel(nn.Module):
             log_probs = self.heads["ctc"](frames)
             ctc = self.heads["ctc"].loss(log_probs, frame_lengths, batch["targets"], batch["target_lengths"])
             losses["ctc"] = ctc / frames.shape[0]
+        if "attention" in self.heads:
+            att = self.heads["attention"].loss(self.fusion, frames, frame_lengths, batch["targets"], batch["target_lengths"])
+            losses["attention"] = att / frames.shape[0]
         if self.config.text_encoder is not None and "text_ids" in batch:
             losses.update(self._crossmodal_losses(batch, frames, frame_lengths))
-        weights = self.config.loss_weights
+        weights = dict(self.config.loss_weights)
+        if "attention" in losses and "ctc" in losses:  # hybrid CTC/attention: ctc_weight shares one unit between them
+            weights["ctc"], weights["attention"] = self.config.ctc_weight, 1.0 - self.config.ctc_weight
         loss = sum(weights.get(name, 1.0) * value for name, value in losses.items())
         stats = {"loss": loss.item(), **{k: v.item() for k, v in losses.items()}, "utts": frames.shape[0],
                  "frames": int(frame_lengths.sum())}

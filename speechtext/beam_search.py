@@ -1,0 +1,144 @@
+"""Batched label-synchronous beam search of the attention decoder, with CTC prefix scores (joint
+CTC/attention decoding, Watanabe et al. 2017) and optional shallow fusion with a language model.
+
+Every utterance of a batch keeps ``beam`` hypotheses; all ``batch x beam`` hypotheses are extended
+by every token at once: the attention decoder scores the next token, :class:`CTCPrefixScorer` how
+much the prefix's CTC probability falls when the token is appended. ``ctc_weight=0`` is
+attention-only decoding with the same search.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+NEG = -1e30  # log 0 that stays finite, so that sums and logaddexp never produce NaN
+
+
+class CTCPrefixScorer:
+    """CTC prefix log-probabilities of ``N`` hypotheses for all next tokens at once.
+
+    ``log_probs (B, T, V)`` of the CTC head with ``lengths (B,)``; frames past an utterance's
+    length are turned into certain blanks so that they change nothing. Scores come out over
+    ``V + 1`` ids: the CTC vocabulary and ``eos`` (= ``V``), whose score is the prefix's complete
+    CTC probability; blank itself is never a next token.
+    """
+
+    def __init__(self, log_probs: torch.Tensor, lengths: torch.Tensor, blank: int):
+        batch, frames, vocab = log_probs.shape
+        x = log_probs.float().transpose(0, 1).clone()  # (T, B, V)
+        past = torch.arange(frames, device=x.device)[:, None] >= lengths[None, :]  # (T, B)
+        x[past] = NEG
+        x[:, :, blank] = torch.where(past, 0.0, x[:, :, blank])
+        self.x, self.blank, self.vocab, self.frames = x, blank, vocab, frames
+
+    def initial(self, owner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """State of the empty prefix for hypotheses of utterances ``owner (N,)``:
+        ``(r (T, 2, N), prefix log-prob (N,))``; ``r[t, 0/1]`` ends in a token / in blank at frame t."""
+        blanks = self.x[:, owner, self.blank].cumsum(0)
+        return torch.stack([torch.full_like(blanks, NEG), blanks], 1), torch.zeros(len(owner), device=blanks.device)
+
+    def extend(self, r: torch.Tensor, last: torch.Tensor, owner: torch.Tensor, empty: torch.Tensor):
+        """Prefix log-probs of each hypothesis extended by every id: ``(psi (N, V + 1), r_new (T, 2, N, V))``.
+
+        ``r (T, 2, N)`` is the hypotheses' state, ``last (N,)`` their last token (any value when
+        ``empty (N,)`` marks a hypothesis with no token yet)."""
+        x = self.x[:, owner]  # (T, N, V)
+        whole = torch.logaddexp(r[:, 0], r[:, 1])  # (T, N)
+        # A token equal to the last one can only follow it after a blank.
+        repeat = torch.nn.functional.one_hot(last.clamp(0, self.vocab - 1), self.vocab).bool() & ~empty[:, None]
+        phi = torch.where(repeat[None], r[:, 1][:, :, None], whole[:, :, None])  # (T, N, V)
+        r_new = torch.full((self.frames, 2) + phi.shape[1:], NEG, device=x.device)
+        r_new[0, 0] = torch.where(empty[:, None], x[0], torch.full_like(x[0], NEG))
+        blank = x[:, :, self.blank : self.blank + 1]
+        for t in range(1, self.frames):
+            r_new[t, 0] = torch.logaddexp(r_new[t - 1, 0], phi[t - 1]) + x[t]
+            r_new[t, 1] = torch.logaddexp(r_new[t - 1, 0], r_new[t - 1, 1]) + blank[t]
+        psi = torch.logsumexp(torch.cat([r_new[:1, 0], phi[:-1] + x[1:]]), dim=0)  # (N, V)
+        psi[:, self.blank] = NEG
+        eos = whole[-1]  # the prefix's complete probability: every frame consumed
+        return torch.cat([psi, eos[:, None]], 1), r_new
+
+
+@dataclass
+class SearchOptions:
+    beam: int = 10
+    ctc_weight: float = 0.3  # 0: attention only
+    lm_weight: float = 0.0
+    length_bonus: float = 0.0  # added per token, against a search's bias to short outputs
+    end_margin: float = 10.0  # an utterance stops when its live hypotheses fall this far below an ended one
+
+
+def _gather_state(r_new, psi, parent, token, vocab):
+    """State of the chosen ``(parent, token)`` extensions; ``r_new (T, 2, N, V)``."""
+    return r_new[:, :, parent, token.clamp(max=vocab - 1)], psi[parent, token]
+
+
+@torch.inference_mode()
+def beam_search(model, frames, frame_lengths, blank: int, opts: SearchOptions, lm=None) -> list[list[int]]:
+    """Best token ids per utterance: ``frames (B, T, H)`` from the audio encoder, ``frame_lengths (B,)``.
+
+    ``lm``: callable ``(tokens (N, L) starting with sos) -> next-token log-probs (N, V + 1)``."""
+    head, fusion = model.heads["attention"], model.fusion
+    batch, k, eos = frames.shape[0], opts.beam, head.sos_eos
+    owner = torch.arange(batch, device=frames.device).repeat_interleave(k)
+    memory, lengths = fusion.frame_in(frames)[owner], frame_lengths[owner]
+    ctc = None
+    if opts.ctc_weight > 0:
+        ctc = CTCPrefixScorer(model.heads["ctc"](frames), frame_lengths, blank)
+        r, prefix = ctc.initial(owner)
+    tokens = torch.full((batch * k, 1), eos, dtype=torch.long, device=frames.device)
+    scores = torch.full((batch, k), NEG, device=frames.device)
+    scores[:, 0] = 0.0  # one live hypothesis at first, so the beam does not fill with copies
+    ended: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
+    live = torch.ones(batch, dtype=torch.bool)
+    for step in range(int(frame_lengths.max())):
+        steps = torch.full((batch * k,), step + 1, device=frames.device)
+        logits = head.logits(fusion, tokens, steps, memory, lengths)[:, -1]
+        total = (1 - opts.ctc_weight) * logits.log_softmax(-1)
+        if ctc is not None:
+            psi, r_new = ctc.extend(r, tokens[:, -1], owner, torch.full_like(owner, step == 0, dtype=torch.bool))
+            total = total + opts.ctc_weight * (psi - prefix[:, None])
+        if lm is not None and opts.lm_weight:
+            total = total + opts.lm_weight * lm(tokens)
+        total[:, blank] = NEG
+        total = total + opts.length_bonus
+        width = total.shape[1]
+        dead = scores.view(-1, 1) <= NEG / 2  # empty slots stay empty, whatever their stale state scores
+        cand = torch.where(dead, NEG, scores.view(-1, 1) + total).view(batch, k * width)
+        best, index = cand.topk(2 * k, dim=1)
+        rows, new_scores = [], torch.full((batch, k), NEG, device=frames.device)
+        for b in range(batch):
+            kept = []
+            for rank, (value, flat) in enumerate(zip(best[b].tolist(), index[b].tolist())):
+                parent, token = b * k + flat // width, flat % width
+                if value <= NEG / 2 or not live[b]:
+                    continue
+                if token == eos or step + 1 >= int(frame_lengths[b]):
+                    if rank < k:  # as fairseq: an ending ranked in the beam is final; the beam refills from the rest
+                        seq = tokens[parent, 1:].tolist() + ([] if token == eos else [token])
+                        ended[b].append((value / (len(seq) + 1), value, seq))
+                elif len(kept) < k:
+                    kept.append((value, parent, token))
+            for j, (value, parent, token) in enumerate(kept):
+                new_scores[b, j] = value
+                rows.append((b * k + j, parent, token))
+            if len(ended[b]) >= k or not kept or (ended[b] and kept[0][0] < max(e[1] for e in ended[b]) - opts.end_margin):
+                live[b] = False
+        if not live.any():
+            break
+        slot, parent, token = (torch.tensor(c, device=frames.device) for c in zip(*rows))
+        new_tokens = torch.full((batch * k, step + 2), eos, dtype=torch.long, device=frames.device)
+        new_tokens[slot] = torch.cat([tokens[parent], token[:, None]], 1)
+        if ctc is not None:
+            r_keep, p_keep = _gather_state(r_new, psi, parent, token, ctc.vocab)
+            r = _place(r, r_keep, slot)
+            prefix = torch.zeros_like(prefix).index_copy(0, slot, p_keep)
+        tokens, scores = new_tokens, new_scores
+    return [max(e)[2] if e else [] for e in ended]
+
+
+def _place(r, r_keep, slot):
+    out = torch.full_like(r, NEG)
+    out[:, :, slot] = r_keep
+    return out

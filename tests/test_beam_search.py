@@ -1,0 +1,122 @@
+"""Hybrid CTC/attention recognition: the attention decoder trains beside CTC, CTC prefix scores are
+exact, and the label-synchronous beam search serves attention-only and joint decoding."""
+import itertools
+import json
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import speechtext
+from speechtext.beam_search import CTCPrefixScorer, SearchOptions, beam_search
+from conftest import tiny_config
+
+
+def brute_prefix(log_probs: torch.Tensor, prefix: tuple, blank: int = 0) -> float:
+    """log P(the CTC output starts with ``prefix``), summing every frame path."""
+    frames, vocab = log_probs.shape
+    total = []
+    for path in itertools.product(range(vocab), repeat=frames):
+        out = [t for t, _ in itertools.groupby(path) if t != blank]
+        if tuple(out[: len(prefix)]) == prefix:
+            total.append(sum(float(log_probs[t, c]) for t, c in enumerate(path)))
+    return float(torch.logsumexp(torch.tensor(total), 0))
+
+
+def test_ctc_prefix_scores_match_brute_force_and_ctc_loss():
+    torch.manual_seed(0)
+    log_probs = torch.randn(1, 6, 3).log_softmax(-1)  # blank 0, tokens 1 and 2
+    scorer = CTCPrefixScorer(log_probs, torch.tensor([6]), blank=0)
+    owner = torch.zeros(1, dtype=torch.long)
+    r, _ = scorer.initial(owner)
+    prefix, empty = (), torch.tensor([True])
+    for token in (1, 1, 2):  # a repeat, which CTC only allows with a blank between
+        psi, r_new = scorer.extend(r, torch.tensor([prefix[-1] if prefix else 0]), owner, empty)
+        for c in (1, 2):
+            assert abs(float(psi[0, c]) - brute_prefix(log_probs[0], prefix + (c,))) < 1e-4
+        r, prefix, empty = r_new[:, :, :, token], prefix + (token,), torch.tensor([False])
+    psi, _ = scorer.extend(r, torch.tensor([2]), owner, empty)
+    whole = -F.ctc_loss(log_probs[0], torch.tensor(prefix), torch.tensor([6]), torch.tensor([3]), reduction="sum")
+    assert abs(float(psi[0, -1]) - float(whole)) < 1e-4  # eos: the complete sequence's probability
+
+
+def test_padded_frames_do_not_change_prefix_scores():
+    torch.manual_seed(1)
+    short = torch.randn(1, 5, 4).log_softmax(-1)
+    padded = torch.cat([short, torch.randn(1, 3, 4).log_softmax(-1)], 1)
+    owner = torch.zeros(1, dtype=torch.long)
+
+    def first_step(log_probs):
+        scorer = CTCPrefixScorer(log_probs, torch.tensor([5]), blank=0)
+        r, _ = scorer.initial(owner)
+        return scorer.extend(r, torch.tensor([0]), owner, torch.tensor([True]))[0]
+
+    assert torch.allclose(first_step(short), first_step(padded), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def hybrid_model(speech_dir, tmp_path_factory):
+    from speechtext.train import train
+
+    cfg = tiny_config(max_steps=10, valid_interval=5)
+    cfg.model.heads = ["ctc", "attention"]
+    cfg.model.fusion.dim, cfg.model.fusion.ff_dim = 32, 64
+    return train(cfg, speech_dir, speech_dir, str(tmp_path_factory.mktemp("hybrid") / "exp"))
+
+
+def wavs(speech_dir):
+    return [line.split()[1] for line in open(os.path.join(speech_dir, "wav.scp"))]
+
+
+def test_attention_loss_is_logged_and_weighted(hybrid_model):
+    rows = [json.loads(line) for line in open(os.path.join(os.path.dirname(hybrid_model), "metrics.jsonl"))]
+    first = next(r for r in rows if "attention" in r)
+    assert abs(first["loss"] - (0.3 * first["ctc"] + 0.7 * first["attention"])) < 1e-3 * first["loss"]
+
+
+def greedy_attention(model, frames, lengths):
+    """Step-by-step argmax of the attention decoder: what a beam of 1 without CTC must return."""
+    head, fusion = model.heads["attention"], model.fusion
+    memory, out = fusion.frame_in(frames), []
+    for b in range(frames.shape[0]):
+        tokens = [head.sos_eos]
+        while len(tokens) <= int(lengths[b]):
+            logits = head.logits(fusion, torch.tensor([tokens]), torch.tensor([len(tokens)]), memory[b:b + 1], lengths[b:b + 1])
+            logits[0, -1, 0] = float("-inf")  # blank is never a decoder output
+            nxt = int(logits[0, -1].argmax())
+            if nxt == head.sos_eos:
+                break
+            tokens.append(nxt)
+        out.append(tokens[1:])
+    return out
+
+
+def test_beam_of_one_without_ctc_is_greedy_attention_decoding(hybrid_model, speech_dir):
+    model = speechtext.load_model(hybrid_model)
+    from speechtext.audio import load_audio
+
+    frames, lengths = model._frames([(i, load_audio(w)) for i, w in enumerate(wavs(speech_dir)[:3])], "fp32")
+    with torch.inference_mode():
+        got = beam_search(model.model, frames, lengths, 0, SearchOptions(beam=1, ctc_weight=0.0, end_margin=1e9))
+        assert got == greedy_attention(model.model, frames, lengths)
+
+
+def test_every_decoder_transcribes_and_batches_agree(hybrid_model, speech_dir):
+    model = speechtext.load_model(hybrid_model)
+    files = wavs(speech_dir)[:4]
+    for decoder in ("greedy", "ctc", "attention", "joint"):
+        together = model.transcribe(files, precision="fp32", decoder=decoder, beam_size=3)
+        alone = [model.transcribe([f], precision="fp32", decoder=decoder, beam_size=3)[0] for f in files]
+        assert all(r.error is None for r in together)
+        assert [r.text for r in together] == [r.text for r in alone], decoder
+
+
+def test_decoder_option_errors(hybrid_model, trained_model, speech_dir):
+    model = speechtext.load_model(hybrid_model)
+    with pytest.raises(ValueError, match="beam size must be at least 1"):
+        model.transcribe(wavs(speech_dir)[:1], decoder="joint", beam_size=0)
+    with pytest.raises(ValueError, match="ctc weight must be between 0 and 1"):
+        model.transcribe(wavs(speech_dir)[:1], decoder="joint", ctc_weight=1.5)
+    with pytest.raises(ValueError, match="no attention decoder"):
+        speechtext.load_model(trained_model).transcribe(wavs(speech_dir)[:1], decoder="joint")
