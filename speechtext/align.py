@@ -126,12 +126,12 @@ def align_utterances(pipeline, utterances, options=None, progress: bool = False)
     audio with the CTC head; times are relative to the utterance's start. A bad utterance gets
     ``error`` and the rest are still aligned."""
     from .config import TranscribeOptions
-    from .models.audio_encoder import frame_hop
+    from .models.audio_encoder import frame_hop, frame_shift
 
     opts = options or TranscribeOptions()
     utterances = list(utterances)
     items = [Alignment(u.utt_id, u.audio.source) for u in utterances]
-    hop = frame_hop(pipeline.model.audio_encoder)
+    hop, shift = frame_hop(pipeline.model.audio_encoder), frame_shift(pipeline.model.audio_encoder)
 
     def process(loaded):
         frames, lengths = pipeline._frames(loaded, opts.precision)
@@ -140,7 +140,7 @@ def align_utterances(pipeline, utterances, options=None, progress: bool = False)
         for row, (i, _) in enumerate(loaded):
             try:
                 ids = pipeline.tokenizer.encode(utterances[i].text or "")
-                items[i].words = align_words(log_probs[row, : lengths[row]], ids, pipeline.tokenizer, hop)
+                items[i].words = align_words(log_probs[row, : lengths[row]], ids, pipeline.tokenizer, hop, shift)
             except AlignError as exc:
                 items[i].error = f"{items[i].id}: {exc}"
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .models.audio_encoder import frame_mask
+
 NEG = -1e30  # log 0 that stays finite, so that sums and logaddexp never produce NaN
 
 
@@ -69,76 +71,75 @@ class SearchOptions:
     end_margin: float = 10.0  # an utterance stops when its live hypotheses fall this far below an ended one
 
 
-def _gather_state(r_new, psi, parent, token, vocab):
-    """State of the chosen ``(parent, token)`` extensions; ``r_new (T, 2, N, V)``."""
-    return r_new[:, :, parent, token.clamp(max=vocab - 1)], psi[parent, token]
+def _prune(best, index, tokens, ended, live, frame_lengths, step: int, k: int, width: int, eos: int, margin: float):
+    """Per utterance, from its ``2k`` best extensions ``(value, flat index)``: endings ranked inside
+    the beam are final (as fairseq), the first ``k`` others continue. Returns ``(rows, scores (B, k))``
+    with rows ``(slot, parent, token)``; marks utterances that are done in ``live``."""
+    rows, scores = [], torch.full((len(ended), k), NEG, device=tokens.device)
+    for b in range(len(ended)):
+        kept = []
+        for rank, (value, flat) in enumerate(zip(best[b].tolist(), index[b].tolist())):
+            parent, token = b * k + flat // width, flat % width
+            if value <= NEG / 2 or not live[b]:
+                continue
+            if token == eos or step + 1 >= int(frame_lengths[b]):
+                if rank < k:
+                    seq = tokens[parent, 1:].tolist() + ([] if token == eos else [token])
+                    ended[b].append((value / (len(seq) + 1), value, seq))  # ranked by score per token
+            elif len(kept) < k:
+                kept.append((value, parent, token))
+        for j, (value, parent, token) in enumerate(kept):
+            scores[b, j] = value
+            rows.append((b * k + j, parent, token))
+        if len(ended[b]) >= k or not kept or (ended[b] and kept[0][0] < max(e[1] for e in ended[b]) - margin):
+            live[b] = False
+    return rows, scores
 
 
 @torch.inference_mode()
 def beam_search(model, frames, frame_lengths, blank: int, opts: SearchOptions, lm=None) -> list[list[int]]:
     """Best token ids per utterance: ``frames (B, T, H)`` from the audio encoder, ``frame_lengths (B,)``.
 
-    ``lm``: callable ``(tokens (N, L) starting with sos) -> next-token log-probs (N, V + 1)``."""
+    The decoder runs incrementally (cached keys and values); ``lm`` is a scorer from
+    :func:`speechtext.lm.load_lm` (incremental ``step`` when it has one, else ``next_token`` on prefixes)."""
     head, fusion = model.heads["attention"], model.fusion
-    batch, k, eos = frames.shape[0], opts.beam, head.sos_eos
-    owner = torch.arange(batch, device=frames.device).repeat_interleave(k)
-    memory, lengths = fusion.frame_in(frames)[owner], frame_lengths[owner]
-    ctc = None
+    batch, k, eos, device = frames.shape[0], opts.beam, head.sos_eos, frames.device
+    owner = torch.arange(batch, device=device).repeat_interleave(k)
+    cross = [(ck[owner], cv[owner]) for ck, cv in fusion.cross_cache(fusion.frame_in(frames))]
+    fmask = frame_mask(frame_lengths, frames.shape[1])[owner][:, None, None, :]
+    past, lm_state, ctc = [None] * len(fusion.layers), None, None
     if opts.ctc_weight > 0:
         ctc = CTCPrefixScorer(model.heads["ctc"](frames), frame_lengths, blank)
         r, prefix = ctc.initial(owner)
-    tokens = torch.full((batch * k, 1), eos, dtype=torch.long, device=frames.device)
-    scores = torch.full((batch, k), NEG, device=frames.device)
+    use_lm = lm is not None and opts.lm_weight != 0
+    tokens = torch.full((batch * k, 1), eos, dtype=torch.long, device=device)
+    scores = torch.full((batch, k), NEG, device=device)
     scores[:, 0] = 0.0  # one live hypothesis at first, so the beam does not fill with copies
-    ended: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
-    live = torch.ones(batch, dtype=torch.bool)
+    ended, live = [[] for _ in range(batch)], torch.ones(batch, dtype=torch.bool)
     for step in range(int(frame_lengths.max())):
-        steps = torch.full((batch * k,), step + 1, device=frames.device)
-        logits = head.logits(fusion, tokens, steps, memory, lengths)[:, -1]
-        total = (1 - opts.ctc_weight) * logits.log_softmax(-1)
+        fused, past = fusion.step(head.embed_step(tokens[:, -1], step), past, cross, fmask)
+        total = (1 - opts.ctc_weight) * head.out(fused).float().log_softmax(-1)
         if ctc is not None:
             psi, r_new = ctc.extend(r, tokens[:, -1], owner, torch.full_like(owner, step == 0, dtype=torch.bool))
             total = total + opts.ctc_weight * (psi - prefix[:, None])
-        if lm is not None and opts.lm_weight:
-            total = total + opts.lm_weight * lm(tokens)
+        if use_lm:
+            lm_scores, lm_state = lm.step(tokens[:, -1], lm_state) if hasattr(lm, "step") else (lm.next_token(tokens), None)
+            total = total + opts.lm_weight * lm_scores
         total[:, blank] = NEG
-        total = total + opts.length_bonus
-        width = total.shape[1]
+        total, width = total + opts.length_bonus, total.shape[1]
         dead = scores.view(-1, 1) <= NEG / 2  # empty slots stay empty, whatever their stale state scores
-        cand = torch.where(dead, NEG, scores.view(-1, 1) + total).view(batch, k * width)
-        best, index = cand.topk(2 * k, dim=1)
-        rows, new_scores = [], torch.full((batch, k), NEG, device=frames.device)
-        for b in range(batch):
-            kept = []
-            for rank, (value, flat) in enumerate(zip(best[b].tolist(), index[b].tolist())):
-                parent, token = b * k + flat // width, flat % width
-                if value <= NEG / 2 or not live[b]:
-                    continue
-                if token == eos or step + 1 >= int(frame_lengths[b]):
-                    if rank < k:  # as fairseq: an ending ranked in the beam is final; the beam refills from the rest
-                        seq = tokens[parent, 1:].tolist() + ([] if token == eos else [token])
-                        ended[b].append((value / (len(seq) + 1), value, seq))
-                elif len(kept) < k:
-                    kept.append((value, parent, token))
-            for j, (value, parent, token) in enumerate(kept):
-                new_scores[b, j] = value
-                rows.append((b * k + j, parent, token))
-            if len(ended[b]) >= k or not kept or (ended[b] and kept[0][0] < max(e[1] for e in ended[b]) - opts.end_margin):
-                live[b] = False
+        best, index = torch.where(dead, NEG, scores.view(-1, 1) + total).view(batch, k * width).topk(2 * k, dim=1)
+        rows, scores = _prune(best, index, tokens, ended, live, frame_lengths, step, k, width, eos, opts.end_margin)
         if not live.any():
             break
-        slot, parent, token = (torch.tensor(c, device=frames.device) for c in zip(*rows))
-        new_tokens = torch.full((batch * k, step + 2), eos, dtype=torch.long, device=frames.device)
-        new_tokens[slot] = torch.cat([tokens[parent], token[:, None]], 1)
+        slot, parent, token = (torch.tensor(c, device=device) for c in zip(*rows))
+        src = torch.zeros(batch * k, dtype=torch.long, device=device).index_copy(0, slot, parent)
+        last = torch.full((batch * k,), eos, dtype=torch.long, device=device).index_copy(0, slot, token)
+        tokens = torch.cat([tokens[src], last[:, None]], 1)
+        past = [(pk[src], pv[src]) for pk, pv in past]
+        if lm_state is not None:
+            lm_state = tuple(x[:, src] for x in lm_state)
         if ctc is not None:
-            r_keep, p_keep = _gather_state(r_new, psi, parent, token, ctc.vocab)
-            r = _place(r, r_keep, slot)
-            prefix = torch.zeros_like(prefix).index_copy(0, slot, p_keep)
-        tokens, scores = new_tokens, new_scores
+            r = r_new[:, :, src, last.clamp(max=ctc.vocab - 1)]
+            prefix = psi[src, last]
     return [max(e)[2] if e else [] for e in ended]
-
-
-def _place(r, r_keep, slot):
-    out = torch.full_like(r, NEG)
-    out[:, :, slot] = r_keep
-    return out

@@ -327,9 +327,6 @@ def fix_data_dir_cmd(data_dir) -> None:
     click.echo(f"{data_dir}: fixed")
 
 
-if __name__ == "__main__":
-    cli()
-
 
 @cli.group()
 def lm() -> None:
@@ -355,3 +352,7 @@ def lm_train(text_file, model_dir, out_dir, kaldi_text, steps, hidden_size, laye
         click.echo(train_lm(text_file, tokenizer, out_dir, cfg, has_ids=kaldi_text))
     except (LMError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
+
+
+if __name__ == "__main__":
+    cli()

@@ -16,7 +16,7 @@ import torch
 
 from .audio import SAMPLE_RATE, AudioError, AudioSpec, load_audio, probe_duration
 from .batching import pad_waveforms
-from .models.audio_encoder import frame_hop
+from .models.audio_encoder import frame_hop, frame_shift
 from .checkpoint import build_model, read_model_dir, read_text_vocabularies
 from .config import CommandOptions, TranscribeOptions
 from .align import AlignError, align_words, chunk_windows, join_chunks
@@ -146,9 +146,9 @@ class SpeechTextPipeline:
             best = beam_search(self.model, frames, frame_lengths, blank, search, lm=self._lm(opts.lm))
         words = [None] * len(best)
         if opts.timestamps == "word" or offsets is not None:
-            hop = frame_hop(self.model.audio_encoder)
+            hop, shift = frame_hop(self.model.audio_encoder), frame_shift(self.model.audio_encoder)
             for j, (ids, n) in enumerate(zip(best, frame_lengths.tolist())):
-                words[j] = self._align(log_probs[j, :n], ids, hop, offsets[j] if offsets else 0.0)
+                words[j] = self._align(log_probs[j, :n], ids, hop, shift + (offsets[j] if offsets else 0.0))
         return best, words
 
     def _align(self, log_probs, ids, hop: float, offset: float) -> list:

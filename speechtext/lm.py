@@ -7,9 +7,10 @@
   ``kenlm`` package. It scores whole words, so its score is added when a word ends (the word
   delimiter or end of sentence), as pyctcdecode and flashlight do.
 
-Both load through :func:`load_lm` and return a scorer: ``(prefixes (N, L) starting with <sos>) ->
-next-token log-probs (N, V + 1)`` (the last id is ``<eos>``), which :func:`~speechtext.beam_search.beam_search`
-adds, weighted by ``lm_weight``.
+Both load through :func:`load_lm` and return a scorer whose ``next_token(prefixes (N, L) starting with
+<sos>)`` gives next-token log-probs ``(N, V + 1)`` (the last id is ``<eos>``), which
+:func:`~speechtext.beam_search.beam_search` adds, weighted by ``lm_weight``; the token LM also scores
+incrementally (``step``), carrying its LSTM state along the beam.
 """
 from __future__ import annotations
 
@@ -62,6 +63,13 @@ class TokenLM(nn.Module):
     def next_token(self, tokens: torch.Tensor) -> torch.Tensor:
         """The scorer interface: ``(N, L)`` prefixes -> log-probs of the next token ``(N, V + 1)``."""
         return self.forward(tokens)[:, -1]
+
+    def step(self, last: torch.Tensor, state=None):
+        """Incremental scoring for beam search: the newest tokens ``(N,)`` and the LSTM state of the
+        prefixes before them -> ``(next-token log-probs (N, V + 1), state)``; reorder the state's
+        ``(h, c)`` along dim 1 when the beam reorders."""
+        out, state = self.rnn(self.embed(last)[:, None], state)
+        return self.out(out[:, 0]).log_softmax(-1), state
 
 
 def read_lm_text(path: str, tokenizer, has_ids: bool = False) -> list[list[int]]:
@@ -170,7 +178,8 @@ class KenLMScorer:
         self.cache[words] = result
         return result
 
-    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+    def next_token(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(N, L)`` prefixes (starting with ``<sos>``) -> ``(N, V + 1)``: the word score where a word ends."""
         out = torch.zeros(tokens.shape[0], self.tokenizer.vocab_size + 1)
         ln10 = math.log(10.0)
         for n, row in enumerate(tokens[:, 1:].tolist()):
@@ -208,4 +217,4 @@ def load_lm(path: str, tokenizer):
         raise LMError(f"{path}: the LM was trained with another tokenizer than the model's; train it with this model")
     lm = TokenLM(tokenizer.vocab_size, LMConfig(**info["config"]))
     lm.load_state_dict(load_file(os.path.join(path, "model.safetensors")), strict=True)
-    return lm.eval().next_token
+    return lm.eval()

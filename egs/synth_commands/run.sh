@@ -7,7 +7,7 @@
 #   bash run.sh --train-config conf/train_ctc.yaml --decoders "greedy ctc"   # the CTC-only baseline
 set -euo pipefail
 . ./path.sh; . ./cmd.sh
-stage=0; stop_stage=100; size=full; train_config=conf/train.yaml; decoders="greedy ctc joint joint+lm"; lm_steps=2000
+stage=0; stop_stage=100; size=full; train_config=conf/train.yaml; decoders="greedy ctc joint joint+lm"; lm_steps=1000
 . recipes/parse_options.sh
 results=RESULTS.md
 [ "$size" = smoke ] && train_config=conf/train_smoke.yaml results=exp/RESULTS_smoke.md lm_steps=5

@@ -86,6 +86,15 @@ def frame_hop(encoder: nn.Module, sample_rate: int = 16000) -> float:
     return math.prod(encoder.config.conv_stride) / sample_rate
 
 
+def frame_shift(encoder: nn.Module, sample_rate: int = 16000) -> float:
+    """Seconds to add to ``t * hop`` so that frame ``t`` spans ``hop`` seconds centred on the middle of
+    its conv receptive field (frame ``t`` reads samples ``[t * stride, t * stride + field)``)."""
+    field, jump = 1, 1
+    for kernel, stride in zip(encoder.config.conv_kernel, encoder.config.conv_stride):
+        field, jump = field + (kernel - 1) * jump, jump * stride
+    return (field - 1) / 2 / sample_rate - frame_hop(encoder, sample_rate) / 2
+
+
 def frame_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """``(B,)`` lengths -> ``(B, max_len)`` bool mask, True on real (non-padded) positions."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]

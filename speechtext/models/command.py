@@ -1,6 +1,7 @@
 """The voice-command head: candidate commands (free text) are fusion queries over the audio; each
 fused phrase is scored, and the score is combined with the shared-space cosine. A closed-set
-intent classifier reads the fused output of a learned query on the same fusion block."""
+intent classifier reads the fused output of a learned query on the same fusion block, plus the
+mean-pooled frames."""
 from __future__ import annotations
 
 import torch
@@ -11,11 +12,14 @@ from .shared_space import masked_mean
 
 
 class CommandHead(nn.Module):
-    def __init__(self, fusion_dim: int, text_dim: int, num_intents: int):
+    def __init__(self, fusion_dim: int, text_dim: int, num_intents: int, audio_dim: int):
         super().__init__()
         self.match = nn.Sequential(nn.Linear(fusion_dim, fusion_dim), nn.GELU(), nn.Linear(fusion_dim, 1))
         self.intent_query = nn.Parameter(torch.randn(1, 1, text_dim) * 0.02)
         self.intent = nn.Linear(fusion_dim, num_intents) if num_intents else None
+        # The fusion block also serves the attention decoder, whose loss dominates its gradients; the
+        # mean-pooled frames give the intent classifier a direct path to the utterance as a whole.
+        self.intent_audio = nn.Linear(audio_dim, num_intents) if num_intents else None
 
     def pair_scores(self, fusion, text_states, text_lengths, frames, frame_lengths, pairs: torch.Tensor):
         """Fusion match score for ``pairs (P, 2)`` of (audio index, text index): ``(P,)``.
@@ -31,7 +35,7 @@ class CommandHead(nn.Module):
         query = self.intent_query.expand(frames.shape[0], 1, -1)
         ones = torch.ones(frames.shape[0], dtype=torch.long, device=frames.device)
         fused, _ = fusion(query, ones, frames, frame_lengths)
-        return self.intent(fused[:, 0]).float()
+        return (self.intent(fused[:, 0]) + self.intent_audio(masked_mean(frames, frame_lengths))).float()
 
 
 def sample_candidates(keys: list[str], negatives: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

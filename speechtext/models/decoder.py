@@ -44,6 +44,11 @@ class AttentionHead(nn.Module):
         fused, _ = fusion(queries, token_lengths, memory, frame_lengths, causal=True, projected=True)
         return self.out(fused).float()
 
+    def embed_step(self, tokens: torch.Tensor, position: int) -> torch.Tensor:
+        """Queries of the newest tokens ``(N,)`` at ``position``: ``(N, 1, Dq)``."""
+        table = sinusoids(position + 1, self.embed.embedding_dim, tokens.device)[position]
+        return (self.embed(tokens) * self.scale + table)[:, None]
+
     def loss(self, fusion, frames, frame_lengths, targets, target_lengths) -> torch.Tensor:
         """Label-smoothed cross-entropy summed over tokens (and the final ``<eos>``) of the batch.
         ``frames (B, T, H)``, ``targets (B, L)`` padded token ids with ``target_lengths (B,)``."""

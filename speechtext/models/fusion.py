@@ -7,6 +7,7 @@ One module serves every head with different queries: command phrases (command he
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import FusionConfig
@@ -33,6 +34,19 @@ class FusionLayer(nn.Module):
                                      need_weights=need_weights, average_attn_weights=False)
         queries = queries + self.dropout(h)
         return queries + self.dropout(self.ff(self.ff_norm(queries))), weights
+
+
+def _project(attn: nn.MultiheadAttention, x: torch.Tensor, which: int) -> torch.Tensor:
+    """q (0), k (1) or v (2) projection of ``attn`` split into heads: ``(N, L, D) -> (N, heads, L, D / heads)``."""
+    dim = attn.embed_dim
+    out = F.linear(x, attn.in_proj_weight[which * dim:(which + 1) * dim], attn.in_proj_bias[which * dim:(which + 1) * dim])
+    return out.view(x.shape[0], x.shape[1], attn.num_heads, dim // attn.num_heads).transpose(1, 2)
+
+
+def _attend(attn: nn.MultiheadAttention, q, k, v, mask=None) -> torch.Tensor:
+    """Scaled dot-product attention of split heads and ``attn``'s output projection: ``(N, Lq, D)``."""
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return attn.out_proj(out.transpose(1, 2).reshape(q.shape[0], q.shape[2], attn.embed_dim))
 
 
 class FusionBlock(nn.Module):
@@ -62,3 +76,27 @@ class FusionBlock(nn.Module):
             if return_attention:
                 maps.append(weights)
         return self.norm(x), maps
+
+    def cross_cache(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Keys and values of every layer's cross-attention over projected frames ``memory (B, T, D)``,
+        computed once for incremental decoding: ``[(k, v)]``, each ``(B, heads, T, D / heads)``."""
+        return [(_project(layer.cross_attn, memory, 1), _project(layer.cross_attn, memory, 2)) for layer in self.layers]
+
+    def step(self, query: torch.Tensor, past: list, cross: list, frame_mask_: torch.Tensor):
+        """Incremental causal decoding, one new query per sequence (eval mode, no dropout).
+
+        ``query (N, 1, Dq)``; ``past``: per layer ``(k, v)`` of the earlier positions' self-attention,
+        or ``None`` at the first step; ``cross``: :meth:`cross_cache` rows for each sequence;
+        ``frame_mask_ (N, 1, 1, T)`` True on real frames. Returns ``(fused (N, D), new past)``;
+        equal to :meth:`forward` with ``causal=True`` at the last position."""
+        x, new_past = self.query_in(query), []
+        for layer, cache, (ck, cv) in zip(self.layers, past, cross):
+            h = layer.self_norm(x)
+            k, v = _project(layer.self_attn, h, 1), _project(layer.self_attn, h, 2)
+            if cache is not None:
+                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+            new_past.append((k, v))
+            x = x + _attend(layer.self_attn, _project(layer.self_attn, h, 0), k, v)
+            x = x + _attend(layer.cross_attn, _project(layer.cross_attn, layer.cross_norm(x), 0), ck, cv, frame_mask_)
+            x = x + layer.ff(layer.ff_norm(x))
+        return self.norm(x)[:, 0], new_past

@@ -63,7 +63,7 @@ class SpeechTextModel(nn.Module):
         if "attention" in config.heads:
             self.heads["attention"] = AttentionHead(vocab_size, query_dim, config.fusion.dim, config.label_smoothing)
         if "command" in config.heads:
-            self.heads["command"] = CommandHead(config.fusion.dim, query_dim, num_intents)
+            self.heads["command"] = CommandHead(config.fusion.dim, query_dim, num_intents, hidden)
 
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor):
         """``(B, S)`` waveforms with ``(B,)`` lengths -> ``(frames (B, T, H), frame_lengths (B,))``."""
