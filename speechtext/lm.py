@@ -183,6 +183,7 @@ class KenLMScorer:
         out = torch.zeros(tokens.shape[0], self.tokenizer.vocab_size + 1)
         ln10 = math.log(10.0)
         for n, row in enumerate(tokens[:, 1:].tolist()):
+            row = [t for t in row if t < self.tokenizer.vocab_size]  # <sos/eos> fills empty beam slots
             words = tuple(self.tokenizer.decode(row).split())
             state, score = self._state(words)
             end = self.kenlm.State()

@@ -114,6 +114,8 @@ def test_ngram_lm_scores_words_when_they_end(trained_model, tmp_path):
     expected = (model.score("stop mus", bos=True, eos=False) - model.score("stop", bos=True, eos=False)) * math.log(10)
     assert scores[0, space].item() == pytest.approx(expected, abs=1e-4)
     assert scores[0, tokenizer.index["s"]].item() == 0.0  # inside a word: no word score yet
+    empty_slot = scorer.next_token(torch.tensor([[sos, sos, sos]]))  # what an empty beam slot holds
+    assert torch.isfinite(empty_slot).all()
     eos = scorer.next_token(torch.tensor([[sos] + tokenizer.encode("stop music")]))[0, -1].item()
     assert eos == pytest.approx((model.score("stop music", bos=True, eos=True) - model.score("stop", bos=True, eos=False))
                                 * math.log(10), abs=1e-4)
