@@ -24,6 +24,7 @@ from .beam_search import SearchOptions, beam_search
 from .decode import ctc_greedy, ctc_prefix_beam_search
 
 DECODERS = ("greedy", "ctc", "attention", "joint")
+WHOLE_INPUT_SECONDS = 600.0  # embedding, commands and alignment read an input whole, never in chunks
 
 
 @dataclass
@@ -102,10 +103,10 @@ class SpeechTextPipeline:
             except AudioError as exc:
                 item.error = str(exc)
                 continue
-            limit = opts.max_seconds if chunked else min(opts.max_seconds, opts.chunk_seconds)
+            limit = opts.max_seconds if chunked else min(opts.max_seconds, WHOLE_INPUT_SECONDS)
             if seconds > limit:  # refused before it is decoded into memory
-                item.error = (f"{spec.source}: {seconds:.1f} s is longer than the limit of {limit:.0f} s; split it "
-                              f"or raise --{'max' if chunked else 'chunk'}-seconds")
+                item.error = (f"{spec.source}: {seconds:.1f} s is longer than the limit of {limit:.0f} s; split it"
+                              + (" or raise --max-seconds" if chunked else " (this reads an input whole)"))
             elif chunked and seconds > opts.chunk_seconds:
                 long.append((i, seconds))
             else:

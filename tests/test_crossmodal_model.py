@@ -81,6 +81,14 @@ def test_acoustic_score_is_the_ctc_likelihood_of_each_pair(joint_model, speech_d
     assert float(got[3]) == -1e4
 
 
+def test_inputs_read_whole_are_refused_past_ten_minutes(joint_model, tmp_path):
+    import soundfile as sf
+
+    sf.write(tmp_path / "long.wav", np.zeros(601 * 16000, dtype=np.int16), 16000, subtype="PCM_16")
+    result = speechtext.load_model(joint_model).embed_audio([str(tmp_path / "long.wav")])[0]
+    assert result.vector is None and "longer than the limit of 600 s" in result.error and "whole" in result.error
+
+
 def test_acoustic_weight_changes_command_scores(joint_model, speech_dir):
     model = speechtext.load_model(joint_model)
     commands = ["open the garage door", "turn on the lights", "stop the music"]
