@@ -157,7 +157,7 @@ class KenLMScorer:
             raise LMError(f"{path}: n-gram LMs need the kenlm package: pip install 'speechtext[kenlm]'") from exc
         try:
             self.model = kenlm.Model(path)
-        except (OSError, RuntimeError, Exception) as exc:  # kenlm raises its own OSError subclasses
+        except Exception as exc:  # noqa: BLE001 - kenlm raises OSError and its own exception types
             raise LMError(f"{path}: not an ARPA or KenLM binary file ({exc})") from exc
         self.kenlm, self.tokenizer = kenlm, tokenizer
         self.delimiter = tokenizer.index[tokenizer.word_delimiter]
