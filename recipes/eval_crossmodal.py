@@ -5,7 +5,7 @@
 * zero-shot accuracy: each utterance of --zeroshot-set chooses among 10 phrasings never trained on
   (its own and 9 others of that set),
 * audio->text retrieval recall@1/5/10 over the distinct transcripts of --retrieval-sets with the full
-  command score (shared-space shortlist of 20, re-scored with fusion + cosine + CTC likelihood), and
+  command score (shared-space shortlist of 50, re-scored with fusion + cosine + CTC likelihood), and
   audio->text / text->audio recall of the shared space alone (``space_*``),
 * a 2-D (PCA) picture of the shared space: audio coloured by intent family, transcripts as crosses.
 
