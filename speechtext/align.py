@@ -60,13 +60,18 @@ def join_chunks(pieces: list[list[Word]], keep: list[tuple[float, float]]) -> li
     return sorted(out, key=lambda w: w.start)
 
 
+def check_chunking(chunk: float, stride: float) -> None:
+    """Raise ``ValueError`` for a chunk/stride pair whose kept middles could not tile a recording."""
+    if chunk <= 0 or stride < 0 or stride >= chunk / 2:
+        raise ValueError(f"chunk {chunk} s with stride {stride} s cannot work: the stride (context dropped on "
+                         "each side) must be at least 0 and less than half the chunk")
+
+
 def chunk_windows(seconds: float, chunk: float, stride: float) -> list[tuple[float, float, float, float]]:
     """Windows ``(start, end, keep_start, keep_end)`` covering ``seconds`` of audio: ``chunk`` seconds
     each, neighbours overlapping by ``2 * stride``; a window keeps its middle, the first and last
     also their outer edge."""
-    if chunk <= 0 or stride < 0 or stride >= chunk / 2:
-        raise ValueError(f"chunk {chunk} s with stride {stride} s cannot work: the stride (context dropped on "
-                         "each side) must be at least 0 and less than half the chunk")
+    check_chunking(chunk, stride)
     step, windows, start = chunk - 2 * stride, [], 0.0
     while True:
         end = min(start + chunk, seconds)

@@ -229,7 +229,7 @@ def plot_command_attention(pipeline, source: str, command: str, path: str) -> No
     """Write a PNG of the fusion block's cross-attention (last layer, mean over heads) of ``command``'s
     tokens over the frames of the audio file ``source``."""
     from .audio import load_audio
-    from .models.audio_encoder import output_lengths
+    from .models.audio_encoder import frame_hop
     from .plots import plot_attention
 
     _require_text(pipeline)
@@ -240,5 +240,5 @@ def plot_command_attention(pipeline, source: str, command: str, path: str) -> No
     weights = maps[-1][0].mean(0).cpu().numpy()  # (Q, T)
     ids = pipeline.text_tokenizer.encode([command])[0][0].tolist()
     tokens = [pipeline.text_tokenizer.backend.id_to_token(i) for i in ids]
-    hop = 1.0 / float(output_lengths(pipeline.model.audio_encoder, torch.tensor([16000]))[0])
-    plot_attention(weights, tokens, hop, path, title=f"{os.path.basename(source)}: {command}")
+    plot_attention(weights, tokens, frame_hop(pipeline.model.audio_encoder), path,
+                   title=f"{os.path.basename(source)}: {command}")

@@ -19,7 +19,7 @@ from .batching import pad_waveforms
 from .models.audio_encoder import frame_hop, frame_shift
 from .checkpoint import build_model, read_model_dir, read_text_vocabularies
 from .config import CommandOptions, TranscribeOptions
-from .align import AlignError, align_words, chunk_windows, join_chunks
+from .align import AlignError, align_words, check_chunking, chunk_windows, join_chunks
 from .beam_search import SearchOptions, beam_search
 from .decode import ctc_greedy, ctc_prefix_beam_search
 
@@ -61,6 +61,7 @@ class SpeechTextPipeline:
         self.model = model.to(self.device).eval()
         self.tokenizer, self.config, self.path = tokenizer, config, path
         self.text_tokenizer, self.intents = text_tokenizer, intents
+        self._lm_cache = ("", None)  # (path, scorer) of the last external LM used
 
     def embed_audio(self, inputs, options: TranscribeOptions | None = None, progress: bool = False):
         """Shared-space unit vectors of audio inputs: a list of :class:`~speechtext.crossmodal.AudioEmbedding`."""
@@ -199,7 +200,7 @@ class SpeechTextPipeline:
         self._check_decoder(opts)
         if opts.num_threads:
             torch.set_num_threads(opts.num_threads)
-        chunk_windows(opts.chunk_seconds * 4, opts.chunk_seconds, opts.stride_seconds)  # a bad pair fails now
+        check_chunking(opts.chunk_seconds, opts.stride_seconds)  # before any input is read
         if opts.timestamps not in ("none", "word"):
             raise ValueError(f"timestamps must be 'none' or 'word', not {opts.timestamps!r}")
         items, specs = _normalise_inputs(inputs, Transcript)
@@ -211,7 +212,7 @@ class SpeechTextPipeline:
         """The shallow-fusion scorer of ``path``, loaded once per pipeline."""
         if not path:
             return None
-        if getattr(self, "_lm_cache", (None,))[0] != path:
+        if self._lm_cache[0] != path:
             from .lm import load_lm
 
             self._lm_cache = (path, load_lm(path, self.tokenizer))
