@@ -7,7 +7,8 @@
 #   3  train the external token LM on the training transcripts (when a decoder uses it: "joint+lm")
 #   4  decode every test set with the final model, once per decoder in --decoders
 #   5  score; word alignment of --align-set against its ref.ctm; cross-modal evaluation and embedding
-#      plot when the model has a text encoder; RESULTS.md
+#      plot when the model has a text encoder; peer recognisers (PocketSphinx, whisper tiny.en) on the
+#      same utterances of --peer-sets, when speechtext[eval] is installed; RESULTS.md
 set -euo pipefail
 stage=0
 stop_stage=100
@@ -19,11 +20,14 @@ test_sets="test"
 zeroshot_set=""            # data set of command phrasings never trained on (cross-modal models)
 tag=""                     # experiment name; default: the config file's name
 ngpu=0                     # > 1: train with torchrun over that many GPUs
+train_opts=""              # extra options for "speechtext train", e.g. "--set train.amp=none"
 decode_opts=""             # extra options for "speechtext transcribe"
 decoders="greedy"          # any of: greedy ctc attention joint joint+lm (the first is the headline)
 beam=10
 lm_steps=2000              # training steps of the token LM (stage 3)
 align_set=""               # data set with a ref.ctm of known word boundaries (stage 5)
+peer_sets=""               # "set[:N] ...": test sets (at most N utterances) the peer recognisers are measured on
+peer_max_utts=200          # N where a set gives none
 results=RESULTS.md
 . "$(dirname "$0")/parse_options.sh"
 
@@ -55,7 +59,7 @@ if run_stage 2; then
     [ "$ngpu" -gt 1 ] && launcher="torchrun --standalone --nproc_per_node=$ngpu -m speechtext.cli"
     log 2 "training $exp ${resume:+(resuming)}"
     timed 2 $launcher train --config "$train_config" --train-dir "data/$train_set" \
-      --valid-dir "data/$valid_set" --out-dir "$exp" $resume
+      --valid-dir "data/$valid_set" --out-dir "$exp" $resume $train_opts
   fi
 fi
 
@@ -106,6 +110,12 @@ if run_stage 5; then
     log 5 "cross-modal evaluation: intents, zero-shot ($zeroshot_set), retrieval; plot $exp/embedding_space.png"
     timed 5 python3 "$(dirname "$0")/eval_crossmodal.py" --model "$exp/final" --intent-sets "$test_sets" \
       --zeroshot-set "$zeroshot_set" --retrieval-sets "$test_sets" --plot "$exp/embedding_space.png"
+  fi
+  if [ -n "$peer_sets" ]; then
+    log 5 "peer recognisers on $peer_sets (at most $peer_max_utts utterances each; cached in exp/peers)"
+    ours=(); for decoder in $decoders; do ours+=(--ours "$decoder=$exp/decode_{set}_${decoder/+/_}/hyp.txt"); done
+    timed 5 python3 "$(dirname "$0")/eval_peers.py" --sets "$peer_sets" --max-utts "$peer_max_utts" \
+      --out-dir exp/peers "${ours[@]}" --json "$exp/peers.json"
   fi
   python3 "$(dirname "$0")/results.py" --exp "$exp" --sets "$test_sets" --decoders "$decoders" \
     ${align_set:+--align-set "$align_set"} --out "$results"

@@ -24,6 +24,15 @@ def stage_times(exp: str) -> dict[str, int]:
     return times
 
 
+def precision_text(training: dict) -> str:
+    """The precision training ran in, and whether this CPU/GPU has native bf16 (auto's choice)."""
+    from speechtext.precision import bf16_supported
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    ran = {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}.get(training.get("precision"), "not recorded")
+    return f"{ran} (native bf16 on this {device.type}: {'yes' if bf16_supported(device) else 'no'})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exp", required=True)
@@ -44,6 +53,11 @@ def main() -> None:
     if args.align_set and os.path.exists(align_file):
         rows += ["", f"| word alignment of {args.align_set} (forced, reference text) | value |", "|---|---|"]
         rows += [f"| {k} | {v} |" for k, v in json.load(open(align_file, encoding="utf-8")).items()]
+    peers_file = os.path.join(args.exp, "peers.json")
+    if os.path.exists(peers_file):
+        from eval_peers import peers_table
+
+        rows += ["", *peers_table(peers_file)]
     crossmodal_file = os.path.join(args.exp, "crossmodal.json")
     crossmodal = json.load(open(crossmodal_file, encoding="utf-8")) if os.path.exists(crossmodal_file) else {}
     rows += ["", "| cross-modal metric | % |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in crossmodal.items()] if crossmodal else []
@@ -56,7 +70,7 @@ def main() -> None:
         "adds CTC prefix scores), +lm = shallow fusion with the token LM of stage 3.", "",
         "| test set | decoder | utterances | WER % | CER % | sentence errors % |", "|---|---|---|---|---|---|", *rows, "",
         f"- training: {training.get('steps', '?')} steps, averaged {', '.join(training.get('averaged', []))}; "
-        f"best dev WER {training.get('best_dev_wer', float('nan')):.2f} %",
+        f"best dev WER {training.get('best_dev_wer', float('nan')):.2f} %; precision {precision_text(training)}",
         f"- stage times (s): {', '.join(f'{k} {v}' for k, v in sorted(times.items()))}; total {sum(times.values())} s",
         f"- machine: {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}", "", "",

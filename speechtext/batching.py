@@ -1,5 +1,5 @@
 """Training batches: utterances bucketed by duration under a ``max_batch_seconds`` budget, augmented
-(speed perturbation, gain, additive noise) and padded with their lengths.
+(:mod:`speechtext.augment`) and padded with their lengths.
 
 Batch order and every augmentation draw come from ``(seed, epoch, batch index)``, not from global
 RNG state, so a resumed run sees exactly the batches the killed run would have seen.
@@ -11,7 +11,8 @@ import random
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, load_audio, normalize, probe_duration
+from .audio import load_audio, normalize, probe_duration
+from .augment import augment
 from .config import DataConfig
 from .data import DataDir
 
@@ -42,64 +43,6 @@ def make_batches(durations: list[float], max_batch_seconds: float, seed: int, ep
         batches.append(current)
     rng.shuffle(batches)
     return batches
-
-
-def _peaking(freq: float, gain_db: float, q: float):
-    """Biquad peaking-EQ coefficients (RBJ cookbook) at ``freq`` Hz."""
-    a = 10 ** (gain_db / 40)
-    w = 2 * np.pi * freq / SAMPLE_RATE
-    alpha = np.sin(w) / (2 * q)
-    b = np.array([1 + alpha * a, -2 * np.cos(w), 1 - alpha * a])
-    den = np.array([1 + alpha / a, -2 * np.cos(w), 1 - alpha / a])
-    return b / den[0], den / den[0]
-
-
-def _colour(samples: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> np.ndarray:
-    """Filters that change the spectral envelope a synthesiser or microphone imprints, not the words."""
-    from scipy.signal import butter, fftconvolve, lfilter
-
-    if rng.random() < cfg.eq_prob:
-        for _ in range(rng.integers(1, 4)):
-            b, a = _peaking(rng.uniform(150, 6000), rng.uniform(-12, 12), rng.uniform(0.5, 2.0))
-            samples = lfilter(b, a, samples)
-        tilt = rng.uniform(-0.9, 0.6)  # first-order tilt: >0 brightens, <0 darkens
-        samples = lfilter([1, -tilt], [1], samples) if tilt > 0 else lfilter([1 + tilt], [1, tilt], samples)
-    if rng.random() < cfg.lowpass_prob:
-        b, a = butter(6, rng.uniform(3400, 7500) / (SAMPLE_RATE / 2))
-        samples = lfilter(b, a, samples)
-    if rng.random() < cfg.reverb_prob:
-        rt60 = rng.uniform(0.1, 0.5)
-        t = np.arange(int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
-        rir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)
-        rir[0] = 1.0 / rng.uniform(0.3, 1.0)  # direct path against the tail: near or far talker
-        samples = fftconvolve(samples, rir / np.abs(rir).sum() * 4)[: len(samples)]
-    return samples
-
-
-def augment(samples: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> np.ndarray:
-    """Speed perturbation (resampling, so pitch and formants move too), spectral colouring, gain and noise."""
-    if cfg.speed_perturb:
-        factor = float(rng.uniform(cfg.speed_perturb[0], cfg.speed_perturb[-1]))
-        if abs(factor - 1.0) > 1e-3:
-            import soxr  # librosa's resampling backend, called directly: its wrapper costs 100x more here
-
-            samples = soxr.resample(samples, SAMPLE_RATE * factor, SAMPLE_RATE, "QQ")
-    samples = _colour(samples, cfg, rng)
-    if cfg.silence_pad:
-        # Recordings rarely start on the first word; the added silence gets the noise below like the speech.
-        lead, trail = (int(rng.uniform(0, cfg.silence_pad) * SAMPLE_RATE) for _ in range(2))
-        samples = np.concatenate([np.zeros(lead, samples.dtype), samples, np.zeros(trail, samples.dtype)])
-    if cfg.gain_db:
-        samples = samples * 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20)
-    if cfg.noise_prob and rng.random() < cfg.noise_prob:
-        snr = rng.uniform(*cfg.noise_snr_db)
-        power = float(np.mean(samples**2)) + 1e-10
-        noise = rng.standard_normal(len(samples)).astype(np.float32)
-        # Pink-ish noise: white noise smoothed, closer to room noise than pure hiss.
-        noise = np.convolve(noise, np.ones(4, dtype=np.float32) / 4, mode="same")
-        noise *= np.sqrt(power / (np.mean(noise**2) + 1e-10) / 10 ** (snr / 10))
-        samples = samples + noise
-    return samples.astype(np.float32)
 
 
 def pad_waveforms(waves: list[np.ndarray], normalise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

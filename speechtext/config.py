@@ -94,6 +94,11 @@ class DataConfig:
     lowpass_prob: float = 0.0  # band-limit to 3.4-7.5 kHz, as telephone or 8 kHz sources are
     reverb_prob: float = 0.0  # synthetic room impulse response, RT60 0.1-0.5 s
     silence_pad: float = 0.0  # up to this many seconds of (noisy) silence before and after the speech
+    pitch_prob: float = 0.0  # move F0 (formants kept; tempo moves with it) by a draw from pitch_semitones
+    pitch_semitones: list[float] = field(default_factory=lambda: [-4.0, 4.0])
+    formant_prob: float = 0.0  # vocal-tract-length warp of the spectral envelope (F0 kept) by a draw from formant_warp
+    formant_warp: list[float] = field(default_factory=lambda: [0.88, 1.12])
+    telephone_prob: float = 0.0  # 8 kHz, 300-3400 Hz band, mu-law or GSM 06.10 codec, back to 16 kHz
     num_workers: int = 1
     command_negatives: int = 7  # other commands of the batch each utterance is scored against
 

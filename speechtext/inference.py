@@ -22,6 +22,7 @@ from .config import CommandOptions, TranscribeOptions
 from .align import AlignError, align_words, check_chunking, chunk_windows, join_chunks
 from .beam_search import SearchOptions, beam_search
 from .decode import ctc_greedy, ctc_prefix_beam_search
+from .precision import bf16_supported
 
 DECODERS = ("greedy", "ctc", "attention", "joint")
 WHOLE_INPUT_SECONDS = 600.0  # embedding, commands and alignment read an input whole, never in chunks
@@ -44,12 +45,6 @@ class Transcript:
         if self.words is not None:
             out["words"] = [w.to_dict() for w in self.words]
         return out
-
-
-def bf16_supported(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 class SpeechTextPipeline:

@@ -28,6 +28,7 @@ from .checkpoint import (CheckpointError, average_state_dicts, build_model, load
 from .config import Config, ConfigError, config_from_dict, config_to_dict, save_config
 from .data import read_data_dir
 from .decode import ctc_greedy
+from .precision import bf16_supported
 from .plots import plot_loss_curve
 from .score import error_rates
 from .tokenizer import CharTokenizer
@@ -60,14 +61,27 @@ def setup_distributed() -> Context:
     return Context(dist.get_rank() if world > 1 else 0, world, device)
 
 
-def amp_settings(amp: str, device: torch.device):
-    """``(autocast dtype or None, use GradScaler)``. ``auto``: bf16 on GPUs that have it, else fp16; none on CPU."""
-    if amp == "auto":
-        amp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.type == "cuda" else "none"
-    if amp not in ("none", "bf16", "fp16"):
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """The precision ``train.amp`` runs in on ``device``: ``none``, ``bf16`` or ``fp16``.
+
+    ``auto`` takes bf16 where the GPU or CPU has it natively, fp16 on older GPUs, and fp32 (``none``)
+    on a CPU without native bf16, where emulated bf16 autocast is about 16x slower than fp32.
+    ``bf16`` forced on such a CPU runs, with a warning that says so."""
+    if amp not in ("auto", "none", "bf16", "fp16"):
         raise ConfigError(f"train.amp: '{amp}' is not one of auto, none, bf16, fp16")
+    native = bf16_supported(device)
+    if amp == "auto":
+        return "bf16" if native else ("fp16" if device.type == "cuda" else "none")
     if amp == "fp16" and device.type != "cuda":
         raise ConfigError("train.amp: fp16 needs a GPU; use bf16 or none on CPU")
+    if amp == "bf16" and not native:
+        log.warning("train.amp: bf16 is forced on a %s without native bf16; it is emulated there and can be "
+                    "~16x slower than fp32 (train.amp=auto or none avoids that)", device.type.upper())
+    return amp
+
+
+def amp_settings(amp: str) -> tuple[torch.dtype | None, bool]:
+    """``(autocast dtype or None, use GradScaler)`` for a resolved precision (see :func:`resolve_amp`)."""
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp], amp == "fp16"
 
 
@@ -200,7 +214,8 @@ class Trainer:
         per_epoch = len(self.train_set) // tc.accum_grad
         self.total_steps = tc.max_steps or max(1, tc.max_epochs * per_epoch)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(tc.warmup_steps, self.total_steps, tc.final_lr_ratio))
-        self.autocast_dtype, use_scaler = amp_settings(tc.amp, ctx.device)
+        self.precision = resolve_amp(tc.amp, ctx.device)
+        self.autocast_dtype, use_scaler = amp_settings(self.precision)
         self.scaler = torch.amp.GradScaler(enabled=use_scaler)
         self.step, self.epoch, self.batch_index, self.history, self.scores = 0, 0, 0, [], {}
         if state:
@@ -210,6 +225,8 @@ class Trainer:
             n_params = sum(p.numel() for p in self.model.parameters())
             log.info("model: %.2fM parameters; %d train / %d dev utterances; %d steps", n_params / 1e6,
                      len(train_data), len(valid_data), self.total_steps)
+        if ctx.main:
+            log.info("precision: %s (train.amp=%s on %s)", self.precision, tc.amp, ctx.device.type)
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"], strict=True)
@@ -341,7 +358,7 @@ class Trainer:
         self.model.load_state_dict(average_state_dicts(best), strict=True)
         final = os.path.join(self.out_dir, "final")
         summary = {"averaged": [os.path.basename(p) for p in best], "steps": self.step,
-                   "best_dev_wer": self.scores[best[0]][0]}
+                   "best_dev_wer": self.scores[best[0]][0], "precision": self.precision}
         save_model_dir(self.model, self.tokenizer, self.config, final, extra={"training": summary},
                        text_tokenizer=self.text_tokenizer, intents=self.intents)
         log.info("averaged %s into %s", ", ".join(summary["averaged"]), final)

@@ -52,7 +52,7 @@ def speech_dir(tmp_path_factory):
 
 def tiny_config(**train) -> Config:
     values = {"warmup_steps": 2, "max_steps": 6, "valid_interval": 3, "save_interval": 1, "log_interval": 1,
-              "average_best": 2, "lr": 3e-3, **train}
+              "average_best": 2, "lr": 3e-3, "amp": "none", **train}
     return Config(model=ModelConfig(encoder=EncoderConfig(preset="tiny", overrides=dict(TINY_ENCODER))),
                   data=DataConfig(max_batch_seconds=8.0, num_workers=0), train=TrainConfig(**values))
 

@@ -11,8 +11,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run_recipe(tmp_path, *args):
     """Copy egs/synth_commands (its recipes/ link pointing back here) and run run.sh there."""
-    if not (shutil.which("espeak-ng") and shutil.which("flite")):
-        pytest.skip("espeak-ng and flite are needed (tools/setup.sh installs them)")
+    if not all(shutil.which(tool) for tool in ("espeak-ng", "flite", "festival")):
+        pytest.skip("espeak-ng, flite and festival are needed (tools/setup.sh installs them)")
     recipe = tmp_path / "synth_commands"
     if not recipe.exists():
         shutil.copytree(os.path.join(ROOT, "egs", "synth_commands"), recipe, symlinks=True,
@@ -29,9 +29,14 @@ def test_synth_commands_smoke(tmp_path):
     recipe, out = run_recipe(tmp_path, "--size", "smoke")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     results = (recipe / "exp" / "RESULTS_smoke.md").read_text()
-    assert "| test |" in results and "| test_flite |" in results
-    for name in ("train", "dev", "test", "test_flite", "test_zeroshot"):
+    assert "| test |" in results and "| test_flite |" in results and "| test_real_digits |" in results
+    assert "precision fp32" in results or "precision bf16" in results
+    for name in ("train", "dev", "test", "test_flite", "test_zeroshot", "test_real_digits"):
         assert (recipe / "data" / name / "utt2intent").exists()
+    # Training speech from three synthesis methods; flite's voices never among them.
+    speakers = {line.split()[0] for line in open(recipe / "data" / "train" / "spk2utt")}
+    assert "festival_kdl" in speakers and "piper_joe" in speakers and any(s.startswith("en-") for s in speakers)
+    assert not {"kal", "kal16", "awb", "rms", "slt"} & speakers
     assert (recipe / "exp" / "train_smoke" / "loss_curve.png").exists()
     # Stages are idempotent: a second run reuses the corpus and the trained model.
     _, again = run_recipe(tmp_path, "--size", "smoke", "--stop-stage", "2")

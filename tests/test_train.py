@@ -117,3 +117,31 @@ def test_an_existing_run_is_not_overwritten(trained_model, speech_dir):
     with pytest.raises(CheckpointError, match="nothing to resume"):
         train(tiny_config(), speech_dir, speech_dir, exp + "-new", resume=True)
     assert open(os.path.join(exp, "last.pt"), "rb").read() == before
+
+
+def test_amp_auto_takes_bf16_only_where_the_cpu_has_it(monkeypatch, caplog):
+    import speechtext.train as train_module
+    from speechtext.config import ConfigError
+    from speechtext.precision import bf16_supported
+
+    cpu = torch.device("cpu")
+    assert train_module.resolve_amp("auto", cpu) == ("bf16" if bf16_supported(cpu) else "none")
+    assert train_module.resolve_amp("none", cpu) == "none"
+    with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+        train_module.resolve_amp("fp16", cpu)
+    with pytest.raises(ConfigError, match="not one of auto"):
+        train_module.resolve_amp("bf17", cpu)
+    # An AVX2-only CPU: auto falls back to fp32, and forcing bf16 warns that it is emulated.
+    monkeypatch.setattr(train_module, "bf16_supported", lambda device: False)
+    assert train_module.resolve_amp("auto", cpu) == "none"
+    with caplog.at_level("WARNING", logger=train_module.log.name):
+        assert train_module.resolve_amp("bf16", cpu) == "bf16"
+    assert "without native bf16" in caplog.text
+
+
+def test_model_dir_records_the_precision_that_ran(trained_model):
+    import json
+
+    with open(os.path.join(trained_model, "speechtext.json"), encoding="utf-8") as handle:
+        training = json.load(handle)["training"]
+    assert training["precision"] == "none"

