@@ -62,7 +62,7 @@ def normalise(text: str) -> str:
     punctuation goes, apostrophes inside words stay.
     """
     text = text.lower()
-    text = re.sub(r"(?<=\d)[,\-\s]+(?=\d)", lambda m: "" if m.group(0).strip(" ") in ("", ",", "-") else m.group(0), text)
+    text = re.sub(r"(?<=\d)\s*[,\-]?\s*(?=\d)", "", text)  # one digit run: "0, 4, 9", "555-1234", "3 5 0"
     text = re.sub(r"\d+", lambda m: f" {_number_words(m.group(0))} ", text)
     text = text.replace("-", " ")
     text = re.sub(r"[^\w\s']|(?<!\w)'|'(?!\w)", " ", text)
@@ -190,8 +190,8 @@ def peers_table(path: str) -> list[str]:
                  for s in sets]
         rtfs = [results[s][system]["rtf"] for s in sets if "rtf" in results[s].get(system, {})]
         label = SYSTEMS[system][0] if system in SYSTEMS else system
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {np.median(rtfs):.3f} |" if rtfs else
-                     f"| {label} | " + " | ".join(cells) + " | |")
+        rtf = f"{np.median(rtfs):.3f}" if rtfs else ""
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {rtf} |")
     lines += ["", "Peers and speechtext scored on the same utterances of each set, every output and reference "
               "through one normaliser (lower case, no punctuation, numerals as the corpus says them: 1-2 digits "
               "and whole tens up to 990 as cardinals, other digit runs digit by digit). RTF: the peer's median "
