@@ -50,6 +50,33 @@ def align_words(log_probs: torch.Tensor, tokens: list[int], tokenizer, hop: floa
     return words
 
 
+def token_durations(log_probs: torch.Tensor, tokens: list[int], blank: int, num_frames: int) -> list[int]:
+    """Durations of a silence unit, each of ``tokens`` and a closing silence unit, in output frames
+    (e.g. mel frames) that sum to ``num_frames``, from CTC forced alignment over ``log_probs (T, V)``.
+
+    CTC marks each token with a spike, not a span: a token is taken to reach halfway to its
+    neighbours' spikes, the leading silence to end as far before the first spike as the first token
+    reaches after it (and the trailing one likewise). Returns ``len(tokens) + 2`` integers."""
+    import torchaudio.functional as AF
+
+    tokens = [t for t in tokens if t != blank]
+    frames = log_probs.shape[0]
+    repeats = sum(a == b for a, b in zip(tokens, tokens[1:]))
+    if not tokens or len(tokens) + repeats > frames:
+        raise AlignError(f"{len(tokens)} tokens cannot be aligned to {frames} frames")
+    path, _ = AF.forced_align(log_probs[None].float().cpu(), torch.tensor([tokens]), blank=blank)
+    spans = AF.merge_tokens(path[0], torch.zeros(frames), blank=blank)
+    centres = [(span.start + span.end) / 2 for span in spans]
+    inner = [(a + b) / 2 for a, b in zip(centres, centres[1:])]
+    first_reach = (inner[0] - centres[0]) if inner else 1.0
+    last_reach = (centres[-1] - inner[-1]) if inner else 1.0
+    bounds = [0.0, max(0.0, centres[0] - first_reach), *inner, min(float(frames), centres[-1] + last_reach), float(frames)]
+    scale = num_frames / frames
+    edges = [min(num_frames, max(0, round(b * scale))) for b in bounds]
+    edges[0], edges[-1] = 0, num_frames
+    return [b - a for a, b in zip(edges, edges[1:])]
+
+
 def join_chunks(pieces: list[list[Word]], keep: list[tuple[float, float]]) -> list[Word]:
     """Join the words of overlapping chunks: chunk ``i`` contributes the words whose midpoint lies in
     its kept region ``keep[i] = (start, end)`` (absolute seconds; the regions tile the recording, so
@@ -132,6 +159,7 @@ def align_utterances(pipeline, utterances, options=None, progress: bool = False)
     ``error`` and the rest are still aligned."""
     from .config import TranscribeOptions
     from .models.audio_encoder import frame_hop, frame_shift
+    from .runner import encode_loaded, run_batches
 
     opts = options or TranscribeOptions()
     utterances = list(utterances)
@@ -139,7 +167,7 @@ def align_utterances(pipeline, utterances, options=None, progress: bool = False)
     hop, shift = frame_hop(pipeline.model.audio_encoder), frame_shift(pipeline.model.audio_encoder)
 
     def process(loaded):
-        frames, lengths = pipeline._frames(loaded, opts.precision)
+        frames, lengths = encode_loaded(pipeline, loaded, opts.precision)
         with torch.inference_mode():
             log_probs = pipeline.model.heads["ctc"](frames)
         for row, (i, _) in enumerate(loaded):
@@ -149,5 +177,5 @@ def align_utterances(pipeline, utterances, options=None, progress: bool = False)
             except AlignError as exc:
                 items[i].error = f"{items[i].id}: {exc}"
 
-    pipeline._run(items, [u.audio for u in utterances], opts, process, progress)
+    run_batches(items, [u.audio for u in utterances], opts, process, progress)
     return items

@@ -57,14 +57,49 @@ class FusionConfig:
 
 
 @dataclass
+class MelConfig:
+    """The one log-mel feature of synthesis: its training targets and what the vocoder inverts."""
+
+    n_fft: int = 1024
+    hop_length: int = 160  # 10 ms: two mel frames per 20 ms encoder frame
+    win_length: int = 1024
+    n_mels: int = 80
+    f_min: float = 0.0
+    f_max: float = 8000.0
+    floor: float = 1e-5  # magnitude floor before the log (-11.5 in log units is silence)
+
+
+@dataclass
+class SynthesisConfig:
+    """The synthesis conditioning head: text (recogniser tokens, with the text encoder's states fused
+    over a reference recording) -> token durations -> log-mel frames, and the reference's speaker vector."""
+
+    mel: MelConfig = field(default_factory=MelConfig)
+    dim: int = 192
+    encoder_layers: int = 3  # conv blocks over the tokens, before the duration predictor
+    decoder_layers: int = 4  # conv blocks over the mel frames
+    kernel_size: int = 5
+    postnet_layers: int = 3
+    speaker_dim: int = 128
+    num_speakers: int = 0  # training voices the speaker vector is trained to separate (set from the data)
+    dropout: float = 0.1
+    duration_weight: float = 1.0  # of the log-duration loss, beside the L1 mel losses
+    speaker_weight: float = 0.5  # of the speaker classification loss
+    max_seconds: float = 20.0  # a text whose predicted duration exceeds this is refused
+    vocoder: str = "griffin-lim"
+    griffin_lim_iters: int = 32
+
+
+@dataclass
 class ModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     text_encoder: TextEncoderConfig | None = None  # None: an audio-only model
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)  # used with the synthesis head
     embed_dim: int = 256  # the shared speech-text embedding space
     loss_weights: dict[str, float] = field(default_factory=lambda: {"ctc": 1.0, "contrastive": 0.5, "command": 0.5,
                                                                       "intent": 0.5})
-    heads: list[str] = field(default_factory=lambda: ["ctc"])  # ctc, attention, command
+    heads: list[str] = field(default_factory=lambda: ["ctc"])  # ctc, attention, command, synthesis
     ctc_weight: float = 0.3  # with an attention head: loss = w * ctc + (1 - w) * attention (ESPnet's mtlalpha)
     label_smoothing: float = 0.1  # of the attention decoder's cross-entropy
     ctc_dropout: float = 0.1
@@ -123,6 +158,13 @@ class TrainConfig:
     keep_checkpoints: int = 5
     average_best: int = 3
     num_threads: int = 0
+    task: str = "recognition"  # recognition (every head but synthesis) | synthesis (the synthesis head's batches)
+    init_from: str = ""  # a model directory whose model (config, tokenizers, weights) this run extends with model.heads
+    trainable: list[str] = field(default_factory=list)  # parameter-name prefixes that train; []: all
+
+    def __post_init__(self):
+        if self.task not in ("recognition", "synthesis"):
+            raise ValueError(f"task must be recognition or synthesis, not {self.task!r}")
 
 
 @dataclass
@@ -192,7 +234,8 @@ def _check_types(obj, where: str) -> None:
             raise ConfigError(f"{where}.{f.name}: expected {type(default).__name__}, got {value!r}")
 
 
-NESTED = {c.__name__: c for c in (EncoderConfig, TextEncoderConfig, FusionConfig, ModelConfig, DataConfig, TrainConfig)}
+NESTED = {c.__name__: c for c in (EncoderConfig, TextEncoderConfig, FusionConfig, MelConfig, SynthesisConfig, ModelConfig,
+                                  DataConfig, TrainConfig)}
 
 
 def config_from_dict(values: dict, where: str = "config") -> Config:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .config import CommandOptions, TranscribeOptions
+from .runner import encode_loaded, normalise_inputs, run_batches
 
 
 class CommandError(ValueError):
@@ -74,20 +75,18 @@ def _require_text(pipeline) -> None:
 
 def embed_audio(pipeline, inputs, options: TranscribeOptions | None = None, progress: bool = False) -> list[AudioEmbedding]:
     """Unit vectors of the shared space for audio inputs; bad inputs get ``error`` instead."""
-    from .inference import _normalise_inputs
-
     _require_text(pipeline)
     opts = options or TranscribeOptions()
-    items, specs = _normalise_inputs(inputs, AudioEmbedding)
+    items, specs = normalise_inputs(inputs, AudioEmbedding)
 
     def process(loaded):
-        frames, lengths = pipeline._frames(loaded, opts.precision)
+        frames, lengths = encode_loaded(pipeline, loaded, opts.precision)
         with torch.inference_mode():
             vectors = pipeline.model.embed_frames(frames, lengths).cpu().numpy()
         for (i, _), vector in zip(loaded, vectors):
             items[i].vector = vector
 
-    pipeline._run(items, specs, opts, process, progress)
+    run_batches(items, specs, opts, process, progress)
     return items
 
 
@@ -148,8 +147,6 @@ def classify_command(pipeline, inputs, commands=None, threshold: float | None = 
                      acoustic_weight: float = CommandOptions.acoustic_weight) -> list[CommandResult]:
     """Best of free-text ``commands`` (zero-shot) for each input, or, without commands, the
     closed-set intent. Below ``threshold`` similarity the answer is ``<none>``."""
-    from .inference import _normalise_inputs
-
     _require_text(pipeline)
     opts = options or TranscribeOptions()
     if commands is not None:
@@ -157,10 +154,10 @@ def classify_command(pipeline, inputs, commands=None, threshold: float | None = 
         cands = _candidates(pipeline, commands)
     elif not pipeline.intents:
         raise CommandError(f"{pipeline.path}: the model has no intent classifier; give the candidate commands")
-    items, specs = _normalise_inputs(inputs, CommandResult)
+    items, specs = normalise_inputs(inputs, CommandResult)
 
     def process(loaded):
-        frames, lengths = pipeline._frames(loaded, opts.precision)
+        frames, lengths = encode_loaded(pipeline, loaded, opts.precision)
         with torch.inference_mode():
             if commands is None:
                 logits = pipeline.model.heads["command"].intent_logits(pipeline.model.fusion, frames, lengths)
@@ -174,7 +171,7 @@ def classify_command(pipeline, inputs, commands=None, threshold: float | None = 
                 labels = commands
         _fill(items, loaded, probs, labels, similarity, threshold)
 
-    pipeline._run(items, specs, opts, process, progress)
+    run_batches(items, specs, opts, process, progress)
     return items
 
 
@@ -184,17 +181,15 @@ def search_texts(pipeline, inputs, texts: list[str], top_k: int = 5, shortlist: 
     """Audio -> text search over a gallery of ``texts``: the ``shortlist`` nearest texts in the shared
     space are re-scored with the full command score (fusion + cosine + acoustic); the best ``top_k``
     come back per input. ``shortlist`` >= len(texts) scores every text."""
-    from .inference import _normalise_inputs
-
     _require_text(pipeline)
     if not texts or top_k < 1 or shortlist < 1:
         raise CommandError("search_texts needs at least one text, top_k >= 1 and shortlist >= 1")
     opts = options or TranscribeOptions()
     cands = _candidates(pipeline, list(texts))
-    items, specs = _normalise_inputs(inputs, TextMatches)
+    items, specs = normalise_inputs(inputs, TextMatches)
 
     def process(loaded):
-        frames, lengths = pipeline._frames(loaded, opts.precision)
+        frames, lengths = encode_loaded(pipeline, loaded, opts.precision)
         with torch.inference_mode():
             audio_vectors = pipeline.model.embed_frames(frames, lengths)
             near = (audio_vectors @ cands.vectors.t()).topk(min(shortlist, len(texts)), dim=-1).indices  # (B, S)
@@ -207,7 +202,7 @@ def search_texts(pipeline, inputs, texts: list[str], top_k: int = 5, shortlist: 
             items[i].texts = [texts[j] for j in chosen]
             items[i].scores = [round(float(v), 4) for v in best.values[row]]
 
-    pipeline._run(items, specs, opts, process, progress)
+    run_batches(items, specs, opts, process, progress)
     return items
 
 
@@ -233,7 +228,7 @@ def plot_command_attention(pipeline, source: str, command: str, path: str) -> No
     from .plots import plot_attention
 
     _require_text(pipeline)
-    frames, lengths = pipeline._frames([(0, load_audio(source))], "fp32")
+    frames, lengths = encode_loaded(pipeline, [(0, load_audio(source))], "fp32")
     states, text_lengths, _ = _text_states(pipeline, [command])
     with torch.inference_mode():
         _, maps = pipeline.model.fusion(states, text_lengths, frames, lengths, return_attention=True)

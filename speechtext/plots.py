@@ -5,14 +5,16 @@ import os
 
 
 def plot_loss_curve(history: list[dict], path: str) -> None:
-    """Training loss against step, with dev loss and dev WER when validated; written atomically as PNG."""
+    """Training loss against step, with dev loss and dev WER (or, for synthesis, the dev mel L1) when
+    validated; written atomically as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     train = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    dev = [(h["step"], h["dev_loss"], h["dev_wer"]) for h in history if "dev_loss" in h]
+    key, label = ("dev_wer", "dev WER %") if any("dev_wer" in h for h in history) else ("dev_postnet", "dev mel L1")
+    dev = [(h["step"], h["dev_loss"], h.get(key, float("nan"))) for h in history if "dev_loss" in h]
     fig, ax = plt.subplots(figsize=(7, 4))
     if train:
         ax.plot(*zip(*train), label="train loss", color="tab:blue")
@@ -20,11 +22,11 @@ def plot_loss_curve(history: list[dict], path: str) -> None:
         steps, losses, wers = zip(*dev)
         ax.plot(steps, losses, "o-", label="dev loss", color="tab:orange")
         wer_ax = ax.twinx()
-        wer_ax.plot(steps, wers, "s--", label="dev WER %", color="tab:green")
-        wer_ax.set_ylabel("dev WER (%)")
+        wer_ax.plot(steps, wers, "s--", label=label, color="tab:green")
+        wer_ax.set_ylabel(label)
         wer_ax.legend(loc="upper center")
     ax.set_xlabel("step")
-    ax.set_ylabel("CTC loss per utterance")
+    ax.set_ylabel("loss per utterance")
     ax.set_yscale("log")
     ax.legend(loc="upper right")
     fig.tight_layout()

@@ -171,6 +171,57 @@ def make_text_vocabularies(config: Config, train_data):
     return text_tokenizer, intents or None
 
 
+def extend_model(config: Config, speakers: list[str]):
+    """A fresh run that extends the model directory ``config.train.init_from``: its model config with
+    this run's heads added and its synthesis settings, its tokenizers and intents, and its weights.
+    Returns ``(config, tokenizer, text_tokenizer, intents, weights)``."""
+    import dataclasses
+
+    from .checkpoint import read_model_dir, read_text_vocabularies
+
+    source = config.train.init_from
+    init_config, tokenizer, weights = read_model_dir(source)
+    text_tokenizer, intents = read_text_vocabularies(source)
+    heads = init_config.model.heads + [h for h in config.model.heads if h not in init_config.model.heads]
+    synthesis = dataclasses.replace(config.model.synthesis, num_speakers=len(speakers))
+    model = dataclasses.replace(init_config.model, heads=heads, synthesis=synthesis)
+    return dataclasses.replace(config, model=model), tokenizer, text_tokenizer, intents, weights
+
+
+def load_init_weights(model, weights: dict, source: str) -> None:
+    """Load ``weights`` strictly, except for the parameters of heads the source model did not have."""
+    result = model.load_state_dict(weights, strict=False)
+    new_heads = {k.split(".")[1] for k in result.missing_keys if k.startswith("heads.")}
+    stray = [k for k in result.missing_keys if not k.startswith("heads.")] + list(result.unexpected_keys)
+    if stray:
+        raise CheckpointError(f"{source}: its weights do not fit this model (e.g. {stray[0]}); "
+                              "train.init_from must be a model of the same architecture")
+    log.info("initialised from %s; new heads: %s", source, ", ".join(sorted(new_heads)) or "none")
+
+
+def set_trainable(model, prefixes: list[str]) -> list:
+    """Freeze every parameter whose name starts with none of ``prefixes`` ([]: train all); returns
+    the trained parameters (see :func:`train_mode` for their modules' dropout)."""
+    dotted = tuple(prefix.rstrip(".") + "." for prefix in prefixes)  # whole names: heads.synth is not heads.synthesis
+    params = [p for name, p in model.named_parameters() if not prefixes or name.startswith(dotted)]
+    if not params:
+        raise ConfigError(f"train.trainable: {prefixes} matches no parameter; use names like heads.synthesis")
+    chosen = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in chosen)
+    return params
+
+
+def train_mode(model) -> None:
+    """``model.train()``, except that modules whose parameters are all frozen stay in eval mode: a
+    frozen encoder must give the frames it gives at inference (no dropout, no time masking)."""
+    model.train()
+    for module in model.modules():
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+
+
 class Trainer:
     def __init__(self, config: Config, train_dir: str, valid_dir: str, out_dir: str, resume: bool = False):
         self.ctx = ctx = setup_distributed()
@@ -194,23 +245,14 @@ class Trainer:
             torch.set_num_threads(tc.num_threads)
         torch.manual_seed(tc.seed), random.seed(tc.seed), np.random.seed(tc.seed)
         train_data, valid_data = read_data_dir(train_dir), read_data_dir(valid_dir)
-        self.tokenizer = (CharTokenizer.from_dict(state["tokenizer"]) if state
-                          else make_tokenizer(config, (u.text for u in train_data)))
-        if state:
-            from .text_tokenizer import TextTokenizer
-
-            self.text_tokenizer = TextTokenizer.from_json(state["text_tokenizer"]) if state["text_tokenizer"] else None
-            self.intents = json.loads(state["intents"])
-        else:
-            self.text_tokenizer, self.intents = make_text_vocabularies(config, train_data)
-        self.model = build_model(config, self.tokenizer, text_tokenizer=self.text_tokenizer, intents=self.intents).to(ctx.device)
-        shard = {"rank": ctx.rank, "world_size": ctx.world_size, "normalise": config.model.normalize_waveform,
-                 "text_tokenizer": self.text_tokenizer, "intents": self.intents}
-        self.train_set = BatchLoader(train_data, self.tokenizer, config.data, tc.seed, train=True, **shard)
-        self.valid_set = BatchLoader(valid_data, self.tokenizer, config.data, tc.seed, train=False, **shard)
+        self.speakers = sorted({u.speaker for u in train_data if u.speaker})
+        self.model = self._build(config, state, train_data).to(ctx.device)
+        config = self.config
+        trainable = set_trainable(self.model, tc.trainable)
+        self._make_loaders(train_data, valid_data)
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
                     if ctx.world_size > 1 else self.model)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
+        self.optimizer = torch.optim.AdamW(trainable, lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
         per_epoch = len(self.train_set) // tc.accum_grad
         self.total_steps = tc.max_steps or max(1, tc.max_epochs * per_epoch)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(tc.warmup_steps, self.total_steps, tc.final_lr_ratio))
@@ -223,10 +265,51 @@ class Trainer:
         elif ctx.main:
             save_config(config, os.path.join(out_dir, "config.yaml"))
             n_params = sum(p.numel() for p in self.model.parameters())
-            log.info("model: %.2fM parameters; %d train / %d dev utterances; %d steps", n_params / 1e6,
-                     len(train_data), len(valid_data), self.total_steps)
+            log.info("model: %.2fM parameters (%.2fM trained); %d train / %d dev utterances; %d steps", n_params / 1e6,
+                     sum(p.numel() for p in trainable) / 1e6, len(train_data), len(valid_data), self.total_steps)
         if ctx.main:
             log.info("precision: %s (train.amp=%s on %s)", self.precision, tc.amp, ctx.device.type)
+
+    def _build(self, config: Config, state: dict | None, train_data):
+        """The model and its vocabularies: a resumed run's own, the ``train.init_from`` model's
+        (extended with this run's heads), or new ones from the training data."""
+        init_weights = None
+        if state:
+            from .text_tokenizer import TextTokenizer
+
+            self.tokenizer = CharTokenizer.from_dict(state["tokenizer"])
+            self.text_tokenizer = TextTokenizer.from_json(state["text_tokenizer"]) if state["text_tokenizer"] else None
+            self.intents = json.loads(state["intents"])
+        elif config.train.init_from:
+            config, self.tokenizer, self.text_tokenizer, self.intents, init_weights = extend_model(config, self.speakers)
+        else:
+            self.tokenizer = make_tokenizer(config, (u.text for u in train_data))
+            self.text_tokenizer, self.intents = make_text_vocabularies(config, train_data)
+        self.config = config
+        model = build_model(config, self.tokenizer, text_tokenizer=self.text_tokenizer, intents=self.intents)
+        if init_weights is not None:
+            load_init_weights(model, init_weights, config.train.init_from)
+        return model
+
+    def _make_loaders(self, train_data, valid_data) -> None:
+        config, ctx, seed = self.config, self.ctx, self.config.train.seed
+        shard = {"rank": ctx.rank, "world_size": ctx.world_size, "normalise": config.model.normalize_waveform}
+        if config.train.task == "synthesis":
+            from .synthesis_data import SynthesisBatchLoader, alignment_durations
+
+            # Durations come from the recogniser's CTC head, which this run keeps frozen.
+            args = (self.tokenizer, self.text_tokenizer, config.model.synthesis.mel, config.data, seed)
+            for name, data in (("train", train_data), ("valid", valid_data)):
+                durations = alignment_durations(self.model, self.tokenizer, data, config.model.synthesis.mel,
+                                                config.model.normalize_waveform)
+                loader = SynthesisBatchLoader(data, durations, *args, train=name == "train", speakers=self.speakers, **shard)
+                setattr(self, f"{name}_set", loader)
+            self.rank_key = "postnet"
+            return
+        shard.update(text_tokenizer=self.text_tokenizer, intents=self.intents)
+        self.train_set = BatchLoader(train_data, self.tokenizer, config.data, seed, train=True, **shard)
+        self.valid_set = BatchLoader(valid_data, self.tokenizer, config.data, seed, train=False, **shard)
+        self.rank_key = "wer"
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"], strict=True)
@@ -265,11 +348,11 @@ class Trainer:
                                              # its own generator: drawing a worker seed from the global RNG
                                              # would shift the dropout stream of a resumed run
                                              generator=torch.Generator().manual_seed(self.config.train.seed))
-        self.ddp.train()
+        train_mode(self.ddp)
         if self.step < self.total_steps:
             self._run(loader, bar)
         bar.close()
-        if not any(h.get("step") == self.step and "dev_wer" in h for h in self.history):
+        if not any(h.get("step") == self.step and "dev_loss" in h for h in self.history):
             self.validate_and_keep()
         return self.finish() if self.ctx.main else None
 
@@ -305,7 +388,7 @@ class Trainer:
             with _autocast(device, self.autocast_dtype):
                 loss, stats = self.ddp(on_device)
             self.scaler.scale(loss / self.config.train.accum_grad).backward()
-        stats["audio_seconds"] = float(batch["lengths"].sum()) / 16000
+        stats["audio_seconds"] = float(batch["lengths"].sum()) / 16000  # of the target audio
         return stats
 
     def _optimizer_step(self) -> float:
@@ -323,7 +406,8 @@ class Trainer:
     def _log_train(self, running: list[dict], grad_norm: float, seconds: float) -> None:
         utts = sum(s["utts"] for s in running)
         heads = {k: sum(s.get(k, 0.0) * s["utts"] for s in running) / utts
-                 for k in ("ctc", "attention", "contrastive", "command", "intent") if any(k in s for s in running)}
+                 for k in ("ctc", "attention", "contrastive", "command", "intent", "mel", "postnet", "duration", "speaker")
+                 if any(k in s for s in running)}
         entry = {"step": self.step, "epoch": self.epoch, "loss": sum(s["loss"] * s["utts"] for s in running) / utts, **heads,
                  "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm,
                  "audio_x_realtime": sum(s["audio_seconds"] for s in running) * self.ctx.world_size / max(seconds, 1e-9)}
@@ -336,20 +420,27 @@ class Trainer:
 
     def validate_and_keep(self) -> None:
         """Validate, keep the checkpoint if it is among the best ``keep_checkpoints``, save ``last.pt``."""
-        metrics = validate(self.model, self.valid_set, self.tokenizer, self.ctx, self.autocast_dtype)
+        if self.config.train.task == "synthesis":
+            from .synthesis_data import validate_synthesis
+
+            with _autocast(self.ctx.device, self.autocast_dtype):
+                metrics = validate_synthesis(self.model, self.valid_set, self.ctx.device)
+        else:
+            metrics = validate(self.model, self.valid_set, self.tokenizer, self.ctx, self.autocast_dtype)
         entry = {"step": self.step, "epoch": self.epoch, **{f"dev_{k}": v for k, v in metrics.items()}}
         self.history.append(entry)
         if self.ctx.main:
             path = os.path.join(self.out_dir, f"ckpt-{self.step}.pt")
             save_checkpoint({"model": self.model.state_dict(), "step": self.step}, path)
-            self.scores[path] = [metrics["wer"], metrics["loss"]]
+            self.scores[path] = [metrics[self.rank_key], metrics["loss"]]
             for stale in sorted(self.scores, key=self.scores.get)[self.config.train.keep_checkpoints:]:
                 os.remove(stale)
                 del self.scores[stale]
-            log.info("validation at step %(step)d: dev loss %(dev_loss).3f WER %(dev_wer).2f%% CER %(dev_cer).2f%%", entry)
+            log.info("validation at step %d: %s", self.step, ", ".join(f"dev {k} {v:.3f}" for k, v in metrics.items()))
             with open(os.path.join(self.out_dir, "metrics.jsonl"), "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry) + "\n")
             plot_loss_curve(self.history, os.path.join(self.out_dir, "loss_curve.png"))
+        train_mode(self.ddp)
         self.save_last()
 
     def finish(self) -> str:
@@ -358,7 +449,7 @@ class Trainer:
         self.model.load_state_dict(average_state_dicts(best), strict=True)
         final = os.path.join(self.out_dir, "final")
         summary = {"averaged": [os.path.basename(p) for p in best], "steps": self.step,
-                   "best_dev_wer": self.scores[best[0]][0], "precision": self.precision}
+                   f"best_dev_{self.rank_key}": self.scores[best[0]][0], "precision": self.precision}
         save_model_dir(self.model, self.tokenizer, self.config, final, extra={"training": summary},
                        text_tokenizer=self.text_tokenizer, intents=self.intents)
         log.info("averaged %s into %s", ", ".join(summary["averaged"]), final)

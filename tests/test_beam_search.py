@@ -96,7 +96,7 @@ def test_beam_of_one_without_ctc_is_greedy_attention_decoding(hybrid_model, spee
     model = speechtext.load_model(hybrid_model)
     from speechtext.audio import load_audio
 
-    frames, lengths = model._frames([(i, load_audio(w)) for i, w in enumerate(wavs(speech_dir)[:3])], "fp32")
+    frames, lengths = model.encode([(i, load_audio(w)) for i, w in enumerate(wavs(speech_dir)[:3])], "fp32")
     with torch.inference_mode():
         got = beam_search(model.model, frames, lengths, 0, SearchOptions(beam=1, ctc_weight=0.0, end_margin=1e9))
         assert got == greedy_attention(model.model, frames, lengths)

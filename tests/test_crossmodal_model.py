@@ -65,7 +65,7 @@ def test_closed_set_and_zero_shot_commands(joint_model, speech_dir):
 def test_acoustic_score_is_the_ctc_likelihood_of_each_pair(joint_model, speech_dir):
     """Pairs index the right utterance and text: each score equals CTC on that pair alone."""
     model = speechtext.load_model(joint_model)
-    frames, lengths = model._frames([(i, load_audio(w)) for i, w in enumerate(wavs(speech_dir)[:2])], "fp32")
+    frames, lengths = model.encode([(i, load_audio(w)) for i, w in enumerate(wavs(speech_dir)[:2])], "fp32")
     texts = ["stop the music", "turn on the lights", "x" * 400]  # the last cannot fit the frames
     spelled = [torch.tensor(model.tokenizer.encode(t)) for t in texts]
     targets = torch.nn.utils.rnn.pad_sequence(spelled, batch_first=True)

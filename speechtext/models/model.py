@@ -16,6 +16,7 @@ from .audio_encoder import build_audio_encoder, encode_audio
 from .command import CommandHead, grouped_cross_entropy
 from .decoder import AttentionHead
 from .fusion import FusionBlock
+from .synthesis import SynthesisHead
 from .shared_space import SharedSpace, contrastive_loss, masked_mean
 from .text_encoder import build_text_encoder, encode_text
 
@@ -42,11 +43,13 @@ class SpeechTextModel(nn.Module):
     def __init__(self, config: ModelConfig, vocab_size: int, blank_id: int = 0, text_vocab_size: int = 0,
                  num_intents: int = 0):
         super().__init__()
-        unknown = set(config.heads) - {"ctc", "attention", "command"}
+        unknown = set(config.heads) - {"ctc", "attention", "command", "synthesis"}
         if unknown:
-            raise ConfigError(f"model.heads: unknown head(s) {sorted(unknown)}; available: ctc, attention, command")
-        if "command" in config.heads and config.text_encoder is None:
-            raise ConfigError("model.heads: the command head needs model.text_encoder")
+            raise ConfigError(f"model.heads: unknown head(s) {sorted(unknown)}; available: ctc, attention, command, "
+                              "synthesis")
+        for head in ("command", "synthesis"):
+            if head in config.heads and config.text_encoder is None:
+                raise ConfigError(f"model.heads: the {head} head needs model.text_encoder")
         self.config = config
         self.audio_encoder = build_audio_encoder(config.encoder)
         hidden = self.audio_encoder.config.hidden_size
@@ -64,6 +67,8 @@ class SpeechTextModel(nn.Module):
             self.heads["attention"] = AttentionHead(vocab_size, query_dim, config.fusion.dim, config.label_smoothing)
         if "command" in config.heads:
             self.heads["command"] = CommandHead(config.fusion.dim, query_dim, num_intents, hidden)
+        if "synthesis" in config.heads:
+            self.heads["synthesis"] = SynthesisHead(config.synthesis, vocab_size, config.fusion.dim, hidden)
 
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor):
         """``(B, S)`` waveforms with ``(B,)`` lengths -> ``(frames (B, T, H), frame_lengths (B,))``."""
@@ -82,6 +87,13 @@ class SpeechTextModel(nn.Module):
         """Token ids ``(N, L)`` -> ``(token states (N, L, Ht), unit vectors of the shared space (N, D))``."""
         states = encode_text(self.text_encoder, ids, lengths)
         return states, self.shared_space.text(masked_mean(states, lengths))
+
+    def synthesis_conditioning(self, ref_frames, ref_lengths, text_ids, text_lengths):
+        """The text encoder's states over a reference's frames ``(B, T, H)`` through the shared fusion
+        block, and the reference's speaker vector: ``(fused (B, W, D), speaker (B, S))``."""
+        states = encode_text(self.text_encoder, text_ids, text_lengths)
+        fused, _ = self.fusion(states, text_lengths, ref_frames, ref_lengths)
+        return fused, self.heads["synthesis"].speaker(ref_frames, ref_lengths)
 
     def command_scores(self, frames, frame_lengths, audio_emb, states, text_lengths, text_emb, pairs):
         """Score of each (audio, command) pair ``(P, 2)``: fusion match plus scaled shared-space cosine, ``(P,)``."""
@@ -103,7 +115,10 @@ class SpeechTextModel(nn.Module):
 
     def forward(self, batch: dict):
         """Training step on a batch from ``BatchLoader``. Returns ``(loss, stats)``: the weighted sum of
-        the per-utterance losses of every head the batch has targets for; stats are floats."""
+        the per-utterance losses of every head the batch has targets for; stats are floats. A synthesis
+        batch (one with ``mel`` targets) trains the synthesis head alone."""
+        if "mel" in batch:
+            return self._synthesis_step(batch)
         frames, frame_lengths = self.encode(batch["waveforms"], batch["lengths"])
         losses = {}
         if "ctc" in self.heads:
@@ -121,6 +136,17 @@ class SpeechTextModel(nn.Module):
         loss = sum(weights.get(name, 1.0) * value for name, value in losses.items())
         stats = {"loss": loss.item(), **{k: v.item() for k, v in losses.items()}, "utts": frames.shape[0],
                  "frames": int(frame_lengths.sum())}
+        return loss, stats
+
+    def _synthesis_step(self, batch: dict):
+        ref_frames, ref_lengths = self.encode(batch["ref_waveforms"], batch["ref_lengths"])
+        fused, speaker = self.synthesis_conditioning(ref_frames, ref_lengths, batch["text_ids"], batch["text_lengths"])
+        losses = self.heads["synthesis"].loss(batch, fused, speaker)
+        cfg = self.config.synthesis
+        weights = {"duration": cfg.duration_weight, "speaker": cfg.speaker_weight}
+        loss = sum(weights.get(name, 1.0) * value for name, value in losses.items())
+        stats = {"loss": loss.item(), **{k: v.item() for k, v in losses.items()}, "utts": ref_frames.shape[0],
+                 "frames": int(batch["mel_lengths"].sum())}
         return loss, stats
 
     def _crossmodal_losses(self, batch: dict, frames, frame_lengths) -> dict:

@@ -1,0 +1,147 @@
+"""The synthesis conditioning head: text spoken in the voice of a reference recording.
+
+Non-autoregressive, FastSpeech-style, on the shared backbone. The text encoder's states are the
+queries of the shared fusion block over the reference's encoder frames; the fused vectors are
+spread over the recogniser's tokens (characters, with a silence unit at each end), which a conv
+encoder turns into states that a duration predictor reads. The length regulator repeats each
+state for its duration (from the recogniser's CTC alignment in training, predicted and scaled by
+``speed`` at inference), and a conv mel decoder with a postnet writes log-mel frames. A speaker
+vector pooled over the reference's frames conditions encoder and decoder; a classifier over the
+training voices trains it to tell voices apart (the shared space, by contrast, encodes content).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import SynthesisConfig
+from .audio_encoder import frame_mask
+
+
+class ConvBlock(nn.Module):
+    """Residual 1-D conv + ReLU + LayerNorm over ``(B, T, C)``; padded positions stay zero."""
+
+    def __init__(self, dim: int, kernel: int, dropout: float):
+        super().__init__()
+        self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2)
+        self.norm, self.dropout = nn.LayerNorm(dim), nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.conv(x.transpose(1, 2)).transpose(1, 2))
+        return self.norm(x + self.dropout(h)) * mask[..., None]
+
+
+class SpeakerEncoder(nn.Module):
+    """Mean and standard deviation of projected frames -> unit speaker vector ``(B, S)``."""
+
+    def __init__(self, frame_dim: int, dim: int, speaker_dim: int):
+        super().__init__()
+        self.proj = nn.Linear(frame_dim, dim)
+        self.out = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, speaker_dim))
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = frame_mask(lengths, frames.shape[1])[..., None].float()
+        h = self.proj(frames) * mask
+        count = mask.sum(1).clamp(min=1.0)
+        mean = h.sum(1) / count
+        std = (((h - mean[:, None]) ** 2 * mask).sum(1) / count).clamp(min=1e-6).sqrt()
+        return F.normalize(self.out(torch.cat([mean, std], -1)), dim=-1)
+
+
+def length_regulate(states: torch.Tensor, durations: torch.Tensor):
+    """Repeat token ``states (B, L, C)`` by integer ``durations (B, L)`` (0 drops a token):
+    ``(frames (B, T, C), frame_lengths (B,))`` with ``T = max_b sum_l durations[b, l]``."""
+    lengths = durations.sum(1)
+    rows = [s.repeat_interleave(d, dim=0) for s, d in zip(states, durations)]
+    out = nn.utils.rnn.pad_sequence(rows, batch_first=True)
+    if out.shape[1] == 0:
+        out = states.new_zeros(states.shape[0], 1, states.shape[2])
+    return out, lengths
+
+
+def _positions(length: int, dim: int, device) -> torch.Tensor:
+    """Sinusoidal positions ``(length, dim)``: where a frame sits inside the utterance."""
+    pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-9.2103 / dim))
+    out = torch.zeros(length, dim, device=device)
+    out[:, 0::2], out[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq[: dim // 2])
+    return out
+
+
+class SynthesisHead(nn.Module):
+    """Text + reference frames -> log-mel frames, token durations and the speaker vector."""
+
+    def __init__(self, cfg: SynthesisConfig, vocab_size: int, fused_dim: int, frame_dim: int):
+        super().__init__()
+        self.cfg, dim = cfg, cfg.dim
+        self.embed = nn.Embedding(vocab_size, dim)
+        self.fused_in = nn.Linear(fused_dim, dim)
+        self.speaker = SpeakerEncoder(frame_dim, dim, cfg.speaker_dim)
+        self.speaker_in = nn.Linear(cfg.speaker_dim, dim)
+        self.encoder = nn.ModuleList(ConvBlock(dim, cfg.kernel_size, cfg.dropout) for _ in range(cfg.encoder_layers))
+        self.duration = nn.ModuleList(ConvBlock(dim, 3, cfg.dropout) for _ in range(2))
+        self.duration_out = nn.Linear(dim, 1)
+        self.decoder = nn.ModuleList(ConvBlock(dim, cfg.kernel_size, cfg.dropout) for _ in range(cfg.decoder_layers))
+        self.mel_out = nn.Linear(dim, cfg.mel.n_mels)
+        self.postnet = nn.ModuleList(nn.Conv1d(cfg.mel.n_mels if i == 0 else dim, dim, 5, padding=2)
+                                     for i in range(cfg.postnet_layers))
+        self.postnet_out = nn.Conv1d(dim, cfg.mel.n_mels, 5, padding=2)
+        self.classifier = nn.Linear(cfg.speaker_dim, cfg.num_speakers, bias=False) if cfg.num_speakers else None
+
+    def encode_tokens(self, tokens, token_lengths, fused, fused_index, speaker):
+        """Token states ``(B, L, C)`` and predicted log durations ``(B, L)``.
+
+        ``tokens (B, L)`` recogniser ids; ``fused (B, W, D)`` the fusion block's output for the text
+        encoder's ``W`` tokens over the reference; ``fused_index (B, L)`` the text-encoder token each
+        recogniser token lies in (-1: none, e.g. the silence units); ``speaker (B, S)``."""
+        mask = frame_mask(token_lengths, tokens.shape[1])
+        gathered = fused.gather(1, fused_index.clamp(min=0)[..., None].expand(-1, -1, fused.shape[2]))
+        gathered = gathered * (fused_index >= 0)[..., None]
+        x = (self.embed(tokens) + self.fused_in(gathered) + self.speaker_in(speaker)[:, None]) * mask[..., None]
+        for block in self.encoder:
+            x = block(x, mask)
+        h = x.detach()  # the duration predictor does not steer the token states (FastSpeech)
+        for block in self.duration:
+            h = block(h, mask)
+        return x, self.duration_out(h).squeeze(-1) * mask
+
+    def decode(self, states, durations, speaker):
+        """Length-regulated states -> ``(mel (B, T, M), postnet mel (B, T, M), frame_lengths (B,))``."""
+        frames, lengths = length_regulate(states, durations)
+        mask = frame_mask(lengths, frames.shape[1])
+        x = (frames + self.speaker_in(speaker)[:, None] + _positions(frames.shape[1], frames.shape[2], frames.device))
+        x = x * mask[..., None]
+        for block in self.decoder:
+            x = block(x, mask)
+        mel = self.mel_out(x)
+        h = mel.transpose(1, 2)
+        for conv in self.postnet:
+            h = torch.tanh(conv(h))
+        post = mel + self.postnet_out(h).transpose(1, 2)
+        return mel, post, lengths
+
+    def loss(self, batch: dict, fused, speaker) -> dict:
+        """Losses of one batch with true ``durations (B, L)`` (mel frames) and targets ``mel (B, T, M)``
+        with ``mel_lengths (B,)`` (``sum(durations) == mel_lengths``); optional ``speaker_ids (B,)``."""
+        states, log_dur = self.encode_tokens(batch["syn_tokens"], batch["syn_token_lengths"], fused,
+                                             batch["syn_fused_index"], speaker)
+        mel, post, lengths = self.decode(states, batch["durations"], speaker)
+        target, mask = batch["mel"][:, : mel.shape[1]], frame_mask(lengths, mel.shape[1])[..., None]
+        count = mask.sum() * mel.shape[2]
+        losses = {"mel": ((mel - target).abs() * mask).sum() / count,
+                  "postnet": ((post - target).abs() * mask).sum() / count}
+        tmask = frame_mask(batch["syn_token_lengths"], log_dur.shape[1])
+        dur_err = (log_dur - torch.log1p(batch["durations"].float())) ** 2
+        losses["duration"] = (dur_err * tmask).sum() / tmask.sum()
+        if self.classifier is not None and "speaker_ids" in batch and (batch["speaker_ids"] >= 0).any():
+            logits = 10.0 * speaker @ F.normalize(self.classifier.weight, dim=-1).t()  # cosine classifier
+            losses["speaker"] = F.cross_entropy(logits, batch["speaker_ids"])
+        return losses
+
+    def predict_durations(self, log_dur, token_lengths, speed: float = 1.0) -> torch.Tensor:
+        """Integer mel-frame durations ``(B, L)`` from predicted log durations; ``speed`` > 1 is faster."""
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed}")
+        frames = torch.clamp(torch.round(torch.expm1(log_dur) / speed), min=0).long()
+        return frames * frame_mask(token_lengths, log_dur.shape[1])

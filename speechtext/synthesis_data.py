@@ -1,0 +1,139 @@
+"""Training batches of the synthesis head: the target utterance's log-mel frames and token durations
+(from the recogniser's own CTC forced alignment), its text, and a reference recording of the same
+voice that is never the target itself.
+
+Like :class:`~speechtext.batching.BatchLoader`, items are whole batches keyed ``(epoch, index)`` and
+every draw (batch order, the reference) comes from ``(seed, epoch, index)``, so a resumed run sees
+the batches the killed run would have seen.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from .align import AlignError, token_durations
+from .audio import load_audio
+from .batching import make_batches, pad_waveforms, utterance_durations
+from .config import DataConfig, MelConfig
+from .data import DataDir
+from .mel import LogMel
+from .synthesis import SynthesisError, pad_rows, synthesis_tokens
+
+log = logging.getLogger("speechtext.synthesis")
+
+
+@torch.inference_mode()
+def alignment_durations(model, tokenizer, data: DataDir, mel: MelConfig, normalise: bool = True,
+                        batch_seconds: float = 60.0) -> dict[str, list[int]]:
+    """Token durations in mel frames (silence unit, tokens, silence unit) of every utterance of ``data``
+    from ``model``'s CTC head; utterances that cannot be aligned are left out (and logged)."""
+    utts = list(data)
+    seconds = utterance_durations(data)
+    out, failed = {}, []
+    was_training = model.training
+    model.eval()
+    for batch in make_batches(seconds, batch_seconds, seed=0, epoch=0, bucket_width=0.0):
+        waves = [load_audio(utts[i].audio) for i in batch]
+        waveforms, lengths = pad_waveforms(waves, normalise)
+        device = next(model.parameters()).device
+        log_probs, frame_lengths = model.ctc_log_probs(waveforms.to(device), lengths.to(device))
+        for row, i in enumerate(batch):
+            tokens = tokenizer.encode(utts[i].text or "")
+            frames = len(waves[row]) // mel.hop_length + 1
+            try:
+                out[utts[i].utt_id] = token_durations(log_probs[row, : frame_lengths[row]].cpu(), tokens,
+                                                      tokenizer.blank_id, frames)
+            except AlignError as exc:
+                failed.append(f"{utts[i].utt_id}: {exc}")
+    model.train(was_training)
+    if failed:
+        log.warning("%d of %d utterances could not be aligned and are left out, e.g. %s", len(failed), len(utts), failed[0])
+    return out
+
+
+class SynthesisBatchLoader(torch.utils.data.Dataset):
+    """Batches of (text, target mel, durations, reference of the same voice, speaker id). Targets are
+    the utterances that have durations and whose speaker has at least one other utterance."""
+
+    def __init__(self, data: DataDir, durations: dict[str, list[int]], tokenizer, text_tokenizer, mel: MelConfig,
+                 cfg: DataConfig, seed: int, train: bool, speakers: list[str], rank: int = 0, world_size: int = 1,
+                 normalise: bool = True):
+        utts = [u for u in data if u.utt_id in durations]
+        by_speaker: dict[str, list[int]] = {}
+        for i, u in enumerate(utts):
+            by_speaker.setdefault(u.speaker or u.utt_id, []).append(i)
+        self.utts, self.by_speaker = utts, by_speaker
+        self.targets = [i for i, u in enumerate(utts) if len(by_speaker[u.speaker or u.utt_id]) > 1]
+        all_seconds = utterance_durations(DataDir(data.path, utts))
+        self.seconds = [all_seconds[i] for i in self.targets]
+        self.tokens = [_tokens(data.path, u, tokenizer, text_tokenizer) for u in utts]
+        self.durations = [durations[u.utt_id] for u in utts]
+        self.speaker_index = {s: k for k, s in enumerate(speakers)}
+        self.text_tokenizer, self.mel = text_tokenizer, LogMel(mel)
+        self.cfg, self.seed, self.train, self.normalise = cfg, seed, train, normalise
+        self.rank, self.world_size = rank, world_size
+        self._cache: tuple[int, list[list[int]]] | None = None
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        """This rank's batches of ``epoch``: positions into ``self.targets``."""
+        epoch = epoch if self.train else 0
+        if self._cache is None or self._cache[0] != epoch:
+            batches = make_batches(self.seconds, self.cfg.max_batch_seconds, self.seed, epoch, self.cfg.bucket_width)
+            usable = len(batches) - len(batches) % self.world_size if len(batches) >= self.world_size else len(batches)
+            self._cache = (epoch, batches[:usable][self.rank::self.world_size])
+        return self._cache[1]
+
+    def __len__(self) -> int:
+        return len(self.batches(0))
+
+    def __iter__(self):
+        return (self[(0, i)] for i in range(len(self.batches(0))))
+
+    def _reference(self, i: int, rng: np.random.Generator) -> int:
+        """Another utterance of ``i``'s voice, drawn with ``rng``."""
+        others = [j for j in self.by_speaker[self.utts[i].speaker or self.utts[i].utt_id] if j != i]
+        return others[int(rng.integers(len(others)))]
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, index = key
+        rng = np.random.default_rng([self.seed, epoch, index, 7])
+        chosen = [self.targets[k] for k in self.batches(epoch)[index]]
+        waves = [load_audio(self.utts[i].audio) for i in chosen]
+        raw, lengths = pad_waveforms(waves, normalise=False)  # the mel keeps the recording's own level
+        mel, mel_lengths = self.mel(raw, lengths)
+        refs = [load_audio(self.utts[self._reference(i, rng)].audio) for i in chosen]
+        ref_waveforms, ref_lengths = pad_waveforms(refs, self.normalise)
+        tokens, fused_index = pad_rows([self.tokens[i][0] for i in chosen])[0], pad_rows([self.tokens[i][1] for i in chosen], -1)[0]
+        text_ids, text_lengths = self.text_tokenizer.encode([self.utts[i].text for i in chosen])
+        speakers = [self.speaker_index.get(self.utts[i].speaker or "", -100) for i in chosen]
+        return {"epoch": epoch, "index": index, "last": index == len(self.batches(epoch)) - 1,
+                "utt_ids": [self.utts[i].utt_id for i in chosen], "lengths": lengths,
+                "mel": mel, "mel_lengths": mel_lengths, "durations": pad_rows([self.durations[i] for i in chosen])[0],
+                "syn_tokens": tokens, "syn_token_lengths": torch.tensor([len(self.tokens[i][0]) for i in chosen]),
+                "syn_fused_index": fused_index, "text_ids": text_ids, "text_lengths": text_lengths,
+                "ref_waveforms": ref_waveforms, "ref_lengths": ref_lengths,
+                "speaker_ids": torch.tensor(speakers, dtype=torch.long)}
+
+
+def _tokens(path: str, utt, tokenizer, text_tokenizer):
+    try:
+        return synthesis_tokens(utt.text or "", tokenizer, text_tokenizer)
+    except SynthesisError as exc:
+        raise SynthesisError(f"{path}: utterance {utt.utt_id}: {exc}") from exc
+
+
+@torch.inference_mode()
+def validate_synthesis(model, loader, device) -> dict:
+    """Dev losses of the synthesis head with true durations, per utterance: ``{loss, mel, postnet, duration}``."""
+    model.eval()
+    sums, utts = {}, 0
+    for batch in loader:
+        loss, stats = model({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})
+        n = len(batch["utt_ids"])
+        for key in ("loss", "mel", "postnet", "duration"):
+            sums[key] = sums.get(key, 0.0) + stats[key] * n
+        utts += n
+    model.train()
+    return {k: v / max(1, utts) for k, v in sums.items()}

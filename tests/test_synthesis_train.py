@@ -1,0 +1,80 @@
+"""Training the synthesis head on a trained joint model: durations from its own CTC alignment, the
+backbone frozen, a model directory with every head that loads by itself."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from speechtext.checkpoint import CheckpointError
+from speechtext.config import ConfigError, FusionConfig, SynthesisConfig, TextEncoderConfig
+from speechtext.data import read_data_dir
+from speechtext.inference import load_model
+from speechtext.synthesis_data import SynthesisBatchLoader, alignment_durations
+from speechtext.train import train
+
+from conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def joint_dir(speech_dir, tmp_path_factory):
+    cfg = tiny_config(max_steps=6, valid_interval=3)
+    cfg.model.heads = ["ctc", "command"]
+    cfg.model.text_encoder = TextEncoderConfig(preset="tiny", vocab_size=200,
+                                               overrides={"hidden_size": 32, "num_hidden_layers": 1,
+                                                          "num_attention_heads": 2, "intermediate_size": 64})
+    cfg.model.fusion = FusionConfig(dim=32, layers=1, heads=2, ff_dim=64)
+    cfg.model.embed_dim = 16
+    return train(cfg, speech_dir, speech_dir, str(tmp_path_factory.mktemp("joint") / "exp"))
+
+
+def synthesis_config(init_from: str, **train):
+    cfg = tiny_config(**{"task": "synthesis", "init_from": init_from, "trainable": ["heads.synthesis"], **train})
+    cfg.model.heads = ["synthesis"]
+    cfg.model.synthesis = SynthesisConfig(dim=48, encoder_layers=1, decoder_layers=2, postnet_layers=1, speaker_dim=16)
+    return cfg
+
+
+def test_synthesis_batches_pair_each_target_with_another_utterance_of_its_voice(joint_dir, speech_dir):
+    model = load_model(joint_dir)
+    data = read_data_dir(speech_dir)
+    durations = alignment_durations(model.model, model.tokenizer, data, SynthesisConfig().mel)
+    assert len(durations) == len(data)
+    speakers = sorted({u.speaker for u in data})
+    loader = SynthesisBatchLoader(data, durations, model.tokenizer, model.text_tokenizer, SynthesisConfig().mel,
+                                  tiny_config().data, seed=1, train=True, speakers=speakers)
+    batch = loader[(0, 0)]
+    assert (batch["durations"].sum(1) == batch["mel_lengths"]).all()
+    assert batch["mel"].shape[:2] == (len(batch["utt_ids"]), int(batch["mel_lengths"].max()))
+    by_id = {u.utt_id: u for u in data}
+    for utt, ref_len, spk in zip(batch["utt_ids"], batch["ref_lengths"], batch["speaker_ids"]):
+        assert speakers[int(spk)] == by_id[utt].speaker
+    assert loader[(0, 0)]["ref_waveforms"].equal(batch["ref_waveforms"])  # the same draw when rebuilt (resume)
+
+
+def test_synthesis_training_keeps_the_backbone_and_adds_the_head(joint_dir, speech_dir, tmp_path):
+    out = train(synthesis_config(joint_dir), speech_dir, speech_dir, str(tmp_path / "tts"))
+    before, after = load_file(os.path.join(joint_dir, "model.safetensors")), load_file(os.path.join(out, "model.safetensors"))
+    assert set(before) < set(after) and all(k.startswith("heads.synthesis.") for k in set(after) - set(before))
+    assert all(torch.equal(before[k], after[k]) for k in before)  # frozen: recogniser, text encoder, fusion
+    pipeline = load_model(out)
+    assert pipeline.config.model.heads == ["ctc", "command", "synthesis"]
+    assert pipeline.config.model.synthesis.num_speakers == 4
+    rows = [json.loads(line) for line in open(tmp_path / "tts" / "metrics.jsonl")]
+    dev = [r for r in rows if "dev_postnet" in r]
+    assert dev and all(r["dev_postnet"] > 0 for r in dev) and (tmp_path / "tts" / "loss_curve.png").exists()
+    assert any("mel" in r for r in rows if "dev_postnet" not in r)
+
+
+def test_init_from_and_trainable_refuse_what_does_not_fit(joint_dir, speech_dir, tmp_path):
+    with pytest.raises(ConfigError, match="matches no parameter"):
+        train(synthesis_config(joint_dir, trainable=["heads.synth"]), speech_dir, speech_dir, str(tmp_path / "a"))
+    other = train(tiny_config(max_steps=1), speech_dir, speech_dir, str(tmp_path / "ctc"))  # no text encoder
+    cfg = synthesis_config(other)
+    with pytest.raises(ConfigError, match="synthesis head needs model.text_encoder"):
+        train(cfg, speech_dir, speech_dir, str(tmp_path / "b"))
+    with pytest.raises(CheckpointError, match="not a speechtext model directory"):
+        train(synthesis_config(str(tmp_path)), speech_dir, speech_dir, str(tmp_path / "c"))
