@@ -8,7 +8,7 @@ from dataclasses import fields
 
 import click
 
-from .config import CommandOptions, TranscribeOptions
+from .config import CommandOptions, SynthesisOptions, TranscribeOptions
 from .lm import LMConfig
 
 DEFAULTS = TranscribeOptions()
@@ -281,6 +281,56 @@ def embed(model_dir, args, out_dir) -> None:
     except (CommandError, TextTokenizerError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     click.echo(out_dir)
+
+
+@cli.command()
+@click.argument("model_dir")
+@click.option("--text", "texts", multiple=True, help="A text to speak (repeatable).")
+@click.option("--text-file", type=click.Path(exists=True, dir_okay=False), help="One text per line.")
+@click.option("--kaldi-text", type=click.Path(exists=True, dir_okay=False), help="A Kaldi text file: 'utt-id text'.")
+@click.option("--reference", required=True, help="A recording of the voice to speak in (a few seconds).")
+@click.option("-o", "--out", "out_path", default=None, help="The WAV to write for a single text.")
+@click.option("--out-dir", default=None, help="Where <id>.wav files go for many texts.")
+@click.option("--emit-conditioning", default=None, metavar="PATH", help="Also write the mel frames, token durations "
+              "and speaker vector: an .npz file with -o, a directory of <id>.npz with --out-dir.")
+@click.option("--speed", type=float, default=SynthesisOptions.speed, show_default=True, help="> 1 speaks faster.")
+@click.option("--batch-size", type=int, default=SynthesisOptions.batch_size, show_default=True)
+@click.option("--griffin-lim-iters", type=int, default=SynthesisOptions.griffin_lim_iters, show_default=True,
+              help="0: the model's own setting.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=SynthesisOptions.precision,
+              show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--progress/--no-progress", default=False)
+def synthesize(model_dir, texts, text_file, kaldi_text, reference, out_path, out_dir, emit_conditioning, device,
+               progress, **options) -> None:
+    """Speak text in the voice of a reference recording with MODEL_DIR's synthesis head.
+
+    A bad text is reported on stderr and the rest are still written (exit status 1)."""
+    from . import load_model
+    from .synthesis import SynthesisError, read_texts, save_result
+
+    items = [(f"text{i:04d}", t) for i, t in enumerate(texts, 1)]
+    items += read_texts(text_file) if text_file else []
+    items += read_texts(kaldi_text, kaldi=True) if kaldi_text else []
+    if not items:
+        _fail("nothing to speak: give --text, --text-file or --kaldi-text")
+    if (out_path is None) == (out_dir is None) or (out_path and len(items) > 1):
+        _fail("give -o OUT.wav for one text, or --out-dir DIR for many")
+    try:
+        results = load_model(model_dir, device=device).synthesize(items, reference, SynthesisOptions(**options),
+                                                                  progress=progress)
+    except (SynthesisError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for r in results:
+        if r.error:
+            click.echo(f"speechtext: skipped {r.id}: {r.error}", err=True)
+            continue
+        wav = out_path or os.path.join(out_dir, f"{r.id}.wav")
+        npz = emit_conditioning if out_path else (emit_conditioning and os.path.join(emit_conditioning, f"{r.id}.npz"))
+        save_result(r, wav, npz)
+        click.echo(wav)
+    if any(r.error for r in results):
+        sys.exit(1)
 
 
 @cli.command("prepare-corpus")

@@ -195,6 +195,19 @@ class CommandOptions:
 
 
 @dataclass
+class SynthesisOptions:
+    """Options of :meth:`SpeechTextPipeline.synthesize`; the CLI's defaults come from here."""
+
+    speed: float = 1.0  # > 1 speaks faster: every predicted duration is divided by it
+    batch_size: int = 16  # texts synthesised together
+    min_reference_seconds: float = 1.0  # shorter references are refused: too little of the voice to copy
+    max_reference_seconds: float = 60.0
+    griffin_lim_iters: int = 0  # 0: the model's synthesis.griffin_lim_iters
+    precision: str = "auto"  # of the encoders; the mel decoder and the vocoder run in fp32
+    num_threads: int = 0
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -64,6 +64,14 @@ class SpeechTextPipeline:
 
         return align_utterances(self, utterances, options, progress)
 
+    def synthesize(self, texts, reference, options=None, progress: bool = False, **overrides):
+        """Speak ``texts`` in the voice of ``reference``: one :class:`~speechtext.synthesis.SynthesisResult`
+        per text (waveform, sample rate, mel frames, durations, speaker vector, or ``error``); see
+        :func:`speechtext.synthesis.synthesize`. ``overrides`` set :class:`~speechtext.config.SynthesisOptions` fields."""
+        from .synthesis import synthesize
+
+        return synthesize(self, texts, reference, options, progress, **overrides)
+
     def encode(self, loaded, precision: str = "auto"):
         """Encoder frames of loaded inputs ``[(index, samples), ...]``: ``((B, T, H), (B,))``."""
         return encode_loaded(self, loaded, precision)

@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 
 from speechtext.audio import AudioSpec
-from speechtext.config import Config, DataConfig, EncoderConfig, ModelConfig, TrainConfig
+from speechtext.config import (Config, DataConfig, EncoderConfig, FusionConfig, ModelConfig, SynthesisConfig,
+                               TextEncoderConfig, TrainConfig)
 from speechtext.data import Utterance, write_data_dir
 
 SENTENCES = ["turn on the lights", "stop the music", "move forward two meters", "call five one two",
@@ -70,3 +71,34 @@ def tone(seconds: float, rate: int = 16000, channels: int = 1) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     wave = 0.3 * np.sin(2 * np.pi * 220 * t).astype(np.float32)
     return np.stack([wave] * channels, axis=1) if channels > 1 else wave
+
+
+@pytest.fixture(scope="session")
+def joint_dir(speech_dir, tmp_path_factory):
+    """A model directory with CTC, text encoder, fusion and command head, trained a few steps."""
+    from speechtext.train import train
+
+    cfg = tiny_config(max_steps=6, valid_interval=3)
+    cfg.model.heads = ["ctc", "command"]
+    cfg.model.text_encoder = TextEncoderConfig(preset="tiny", vocab_size=200,
+                                               overrides={"hidden_size": 32, "num_hidden_layers": 1,
+                                                          "num_attention_heads": 2, "intermediate_size": 64})
+    cfg.model.fusion = FusionConfig(dim=32, layers=1, heads=2, ff_dim=64)
+    cfg.model.embed_dim = 16
+    return train(cfg, speech_dir, speech_dir, str(tmp_path_factory.mktemp("joint") / "exp"))
+
+
+def synthesis_config(init_from: str, **train):
+    cfg = tiny_config(**{"task": "synthesis", "init_from": init_from, "trainable": ["heads.synthesis"], **train})
+    cfg.model.heads = ["synthesis"]
+    cfg.model.synthesis = SynthesisConfig(dim=48, encoder_layers=1, decoder_layers=2, postnet_layers=1, speaker_dim=16)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def synthesis_dir(joint_dir, speech_dir, tmp_path_factory):
+    """``joint_dir`` extended with a synthesis head trained a few steps (frozen backbone)."""
+    from speechtext.train import train
+
+    return train(synthesis_config(joint_dir, max_steps=8, valid_interval=4), speech_dir, speech_dir,
+                 str(tmp_path_factory.mktemp("tts") / "exp"))

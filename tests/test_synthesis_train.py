@@ -10,32 +10,13 @@ import torch
 from safetensors.torch import load_file
 
 from speechtext.checkpoint import CheckpointError
-from speechtext.config import ConfigError, FusionConfig, SynthesisConfig, TextEncoderConfig
+from speechtext.config import ConfigError, SynthesisConfig
 from speechtext.data import read_data_dir
 from speechtext.inference import load_model
 from speechtext.synthesis_data import SynthesisBatchLoader, alignment_durations
 from speechtext.train import train
 
-from conftest import tiny_config
-
-
-@pytest.fixture(scope="module")
-def joint_dir(speech_dir, tmp_path_factory):
-    cfg = tiny_config(max_steps=6, valid_interval=3)
-    cfg.model.heads = ["ctc", "command"]
-    cfg.model.text_encoder = TextEncoderConfig(preset="tiny", vocab_size=200,
-                                               overrides={"hidden_size": 32, "num_hidden_layers": 1,
-                                                          "num_attention_heads": 2, "intermediate_size": 64})
-    cfg.model.fusion = FusionConfig(dim=32, layers=1, heads=2, ff_dim=64)
-    cfg.model.embed_dim = 16
-    return train(cfg, speech_dir, speech_dir, str(tmp_path_factory.mktemp("joint") / "exp"))
-
-
-def synthesis_config(init_from: str, **train):
-    cfg = tiny_config(**{"task": "synthesis", "init_from": init_from, "trainable": ["heads.synthesis"], **train})
-    cfg.model.heads = ["synthesis"]
-    cfg.model.synthesis = SynthesisConfig(dim=48, encoder_layers=1, decoder_layers=2, postnet_layers=1, speaker_dim=16)
-    return cfg
+from conftest import synthesis_config, tiny_config
 
 
 def test_synthesis_batches_pair_each_target_with_another_utterance_of_its_voice(joint_dir, speech_dir):

@@ -2,7 +2,8 @@
 # synth_commands: everyday voice commands. Training speech from three synthesis methods (espeak-ng,
 # Festival's kdl diphones, Piper's neural joe voice); tests on held-out espeak-ng voices, on flite (a
 # synthesiser never trained on) and on a real human voice (test_real_digits), with PocketSphinx and
-# whisper tiny.en measured on the same files. Trains a recogniser from nothing on CPU.
+# whisper tiny.en measured on the same files. Trains a recogniser from nothing on CPU, then a synthesis
+# head on it (stages 6-7: speech in the voice of a reference recording, scored by judges we did not train).
 #   bash run.sh                      # the full recipe (~25 min on 2 CPU cores, fp32)
 #   bash run.sh --size smoke         # a minute-long check of every stage
 #   bash run.sh --stage 4            # re-decode and re-score only
@@ -12,10 +13,12 @@ set -euo pipefail
 . ./path.sh; . ./cmd.sh
 stage=0; stop_stage=100; size=full; train_config=conf/train.yaml; decoders="greedy joint joint+lm"; lm_steps=600; train_opts=""
 . recipes/parse_options.sh
-results=RESULTS.md; peers="test_real_digits:200 test:50 test_flite:50"
-[ "$size" = smoke ] && train_config=conf/train_smoke.yaml results=exp/RESULTS_smoke.md lm_steps=5 peers="test_real_digits:3 test:3 test_flite:3"
-[ "$size" = smoke-joint ] && train_config=conf/train_smoke_joint.yaml results=exp/RESULTS_smoke.md size=smoke lm_steps=5 peers="test_real_digits:3"
+results=RESULTS.md; peers="test_real_digits:200 test:50 test_flite:50"; tts_config=conf/tts.yaml; voices="--voices 20 --per-voice 3"
+[ "$size" = smoke ] && train_config=conf/train_smoke.yaml results=exp/RESULTS_smoke.md lm_steps=5 peers="test_real_digits:3 test:3 test_flite:3" tts_config=""
+[ "$size" = smoke-joint ] && train_config=conf/train_smoke_joint.yaml results=exp/RESULTS_smoke.md size=smoke lm_steps=5 peers="test_real_digits:3" tts_config=conf/tts_smoke.yaml voices="--voices 4 --per-voice 1 --plots 1"
 recipes/asr.sh --stage "$stage" --stop-stage "$stop_stage" --ngpu "$ngpu" --data-prep "local/data.sh --size $size" \
   --train-config "$train_config" --train-set train --valid-set dev --test-sets "test test_flite test_real_digits" \
   --zeroshot-set test_zeroshot --align-set test_align --decoders "$decoders" --lm-steps "$lm_steps" --train-opts "$train_opts" \
   --peer-sets "$peers" --results "$results"
+[ -z "$tts_config" ] || recipes/tts.sh --stage "$stage" --stop-stage "$stop_stage" --tts-config "$tts_config" $voices \
+  --init-model "exp/$(basename "${train_config%.*}")/final" --results "$results"

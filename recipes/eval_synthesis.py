@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Score a directory of synthesised ``<utt>.wav`` against the real utterances of a Kaldi data dir, so
+any system's synthesis is scored the same way:
+
+* intelligibility: WER of whisper tiny.en (a judge we did not train; ``speechtext[eval]``) on the
+  synthesis and on the real audio of the same utterances, side by side; ``--recogniser`` adds our
+  own recogniser's greedy WER on both;
+* voice: resemblyzer's speaker encoder (bundled weights; ``speechtext[eval]``) embeds every synthesis;
+  each voice of the data dir is the mean embedding of its real utterances other than the target, and a
+  synthesis passes when it is closer (cosine) to its own voice than to every other voice;
+* MCD-DTW (dB) against the real utterance: mel-cepstra (orthonormal DCT of speechtext's log-mel,
+  coefficients 1-24) aligned by dynamic time warping;
+* ``--plots N``: for the first N utterances a PNG of the reference (from ``<wav-dir>/pairs``), real and
+  synthesised spectrograms, with the synthesis's token boundaries (from ``<utt>.npz``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+from speechtext.audio import load_audio
+from speechtext.config import MelConfig
+from speechtext.data import read_data_dir
+from speechtext.mel import LogMel
+from speechtext.score import error_rates
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from eval_peers import normalise, whisper_recogniser  # noqa: E402
+
+MEL = LogMel(MelConfig())
+
+
+def log_mel(wave: np.ndarray) -> np.ndarray:
+    return MEL(torch.from_numpy(wave)[None])[0][0].numpy()  # (T, 80)
+
+
+def mcd_dtw(synth: np.ndarray, real: np.ndarray, order: int = 24) -> float:
+    """Mel-cepstral distortion (dB) between two waveforms after DTW alignment of their mel-cepstra."""
+    import librosa
+    from scipy.fft import dct
+
+    a, b = (dct(log_mel(w), type=2, norm="ortho", axis=1)[:, 1:order + 1] for w in (synth, real))
+    _, path = librosa.sequence.dtw(X=a.T, Y=b.T, metric="euclidean")
+    diff = a[path[:, 0]] - b[path[:, 1]]
+    return float(10.0 / np.log(10.0) * np.sqrt(2.0) * np.mean(np.sqrt((diff ** 2).sum(1))))
+
+
+def wer_of(texts: dict[str, str], refs: dict[str, str]) -> float:
+    ids = sorted(texts)
+    return round(error_rates([normalise(refs[i]) for i in ids], [normalise(texts[i]) for i in ids])["wer"], 2)
+
+
+def intelligibility(ids, synth, real, refs, recogniser: str | None, synth_paths: dict, data: dict) -> dict:
+    out = {}
+    try:
+        whisper = whisper_recogniser()
+        out["whisper_wer_synth"] = wer_of({i: whisper(synth[i]) for i in ids}, refs)
+        out["whisper_wer_real"] = wer_of({i: whisper(real[i]) for i in ids}, refs)
+    except ImportError as exc:
+        print(f"eval_synthesis: whisper is skipped ({exc}; pip install 'speechtext[eval]')", file=sys.stderr)
+    if recogniser:
+        from speechtext import load_model
+
+        model = load_model(recogniser)
+        for name, inputs in (("synth", [(i, synth_paths[i]) for i in ids]), ("real", [(i, data[i].audio) for i in ids])):
+            out[f"ours_wer_{name}"] = wer_of({r.id: r.text or "" for r in model.transcribe(inputs)}, refs)
+    return out
+
+
+def voice_similarity(ids, synth, data) -> dict:
+    try:
+        from resemblyzer import VoiceEncoder, preprocess_wav
+    except ImportError as exc:
+        print(f"eval_synthesis: voice similarity is skipped ({exc}; pip install 'speechtext[eval]')", file=sys.stderr)
+        return {}
+    encoder = VoiceEncoder("cpu", verbose=False)
+    embed = {u.utt_id: encoder.embed_utterance(preprocess_wav(load_audio(u.audio), 16000)) for u in data}
+    voices = sorted({u.speaker for u in data})
+    passed, own, other = [], [], []
+    for i in ids:
+        target = data[i]
+        centroids = {}
+        for v in voices:
+            members = [embed[u.utt_id] for u in data.values() if u.speaker == v and u.utt_id != i]
+            if members:
+                c = np.mean(members, 0)
+                centroids[v] = c / np.linalg.norm(c)
+        e = encoder.embed_utterance(preprocess_wav(synth[i], 16000))
+        scores = {v: float(e @ c) for v, c in centroids.items()}
+        best_other = max(s for v, s in scores.items() if v != target.speaker)
+        passed.append(scores[target.speaker] > best_other)
+        own.append(scores[target.speaker])
+        other.append(best_other)
+    return {"voice_pass_%": round(100.0 * np.mean(passed), 1), "voices_compared": len(voices),
+            "cosine_own_voice": round(float(np.mean(own)), 3), "cosine_best_other_voice": round(float(np.mean(other)), 3)}
+
+
+def plot_example(path: str, reference: np.ndarray, real: np.ndarray, synth: np.ndarray, npz: str | None, title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("reference", reference), ("real", real), ("synthesised", synth)]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 7))
+    for ax, (name, wave) in zip(axes, panels):
+        ax.imshow(log_mel(wave).T, origin="lower", aspect="auto", cmap="magma", vmin=-11.5)
+        ax.set_ylabel(f"{name}\nmel band")
+    if npz and os.path.exists(npz):
+        cond = np.load(npz)
+        edges = np.cumsum(cond["durations"])
+        for token, start, end in zip(cond["tokens"], np.concatenate([[0], edges[:-1]]), edges):
+            axes[-1].axvline(start, color="white", lw=0.5)
+            axes[-1].text((start + end) / 2, 75, str(token), color="white", ha="center", fontsize=7)
+    axes[-1].set_xlabel("frame (10 ms)")
+    axes[0].set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="Kaldi data dir of the real utterances (text, utt2spk).")
+    parser.add_argument("--wav-dir", required=True, help="<utt>.wav synthesised for utterances of --data.")
+    parser.add_argument("--recogniser", default=None, help="Also our recogniser's WER (a speechtext model dir).")
+    parser.add_argument("--plots", type=int, default=0)
+    parser.add_argument("--plot-dir", default=None)
+    parser.add_argument("--json", required=True)
+    args = parser.parse_args()
+    data = {u.utt_id: u for u in read_data_dir(args.data)}
+    ids = sorted(f[:-4] for f in os.listdir(args.wav_dir) if f.endswith(".wav") and f[:-4] in data)
+    if not ids:
+        sys.exit(f"eval_synthesis: no <utt>.wav of {args.data} in {args.wav_dir}")
+    paths = {i: os.path.join(args.wav_dir, f"{i}.wav") for i in ids}
+    synth = {i: load_audio(paths[i]) for i in ids}
+    real = {i: load_audio(data[i].audio) for i in ids}
+    refs = {i: data[i].text for i in ids}
+    result = {"utterances": len(ids), **intelligibility(ids, synth, real, refs, args.recogniser, paths, data),
+              **voice_similarity(ids, synth, data),
+              "mcd_dtw_db": round(float(np.mean([mcd_dtw(synth[i], real[i]) for i in ids])), 2)}
+    timing = os.path.join(args.wav_dir, "timing.json")
+    if os.path.exists(timing):
+        result["rtf"] = json.load(open(timing, encoding="utf-8"))["rtf"]
+    if args.plots:
+        pairs = dict(line.split() for line in open(os.path.join(args.wav_dir, "pairs"), encoding="utf-8"))
+        os.makedirs(args.plot_dir, exist_ok=True)
+        for i in ids[: args.plots]:
+            reference = load_audio(data[pairs[i]].audio) if pairs.get(i) in data else np.zeros(16000, np.float32)
+            plot_example(os.path.join(args.plot_dir, f"{i}.png"), reference, real[i], synth[i],
+                         os.path.join(args.wav_dir, f"{i}.npz"), f"{i}: {refs[i]}")
+    with open(args.json, "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

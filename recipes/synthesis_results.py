@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Write the synthesis experiment's section of RESULTS.md from ``<exp>/synth_<set>_{same,unrelated}/scores.json``
+(recipes/eval_synthesis.py), beside the head's training summary and stage times."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+
+from results import precision_text, stage_times, write_section
+
+ROWS = [("whisper_wer_synth", "whisper tiny.en WER % on the synthesis"), ("whisper_wer_real", "whisper tiny.en WER % on the real audio"),
+        ("ours_wer_synth", "our recogniser's greedy WER % on the synthesis"), ("ours_wer_real", "our recogniser's greedy WER % on the real audio"),
+        ("voice_pass_%", "closer to its own voice than to every other voice (resemblyzer) %"),
+        ("cosine_own_voice", "cosine to its own voice"), ("cosine_best_other_voice", "cosine to the nearest other voice"),
+        ("voices_compared", "voices compared"), ("mcd_dtw_db", "MCD-DTW against the real utterance, dB"),
+        ("rtf", "real-time factor, text -> waveform (Griffin-Lim included; one reference per text)"), ("utterances", "sentences")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--exp", required=True)
+    parser.add_argument("--eval-set", required=True)
+    parser.add_argument("--out", default="RESULTS.md")
+    args = parser.parse_args()
+    scores = {}
+    for kind in ("same", "unrelated"):
+        path = os.path.join(args.exp, f"synth_{args.eval_set}_{kind}", "scores.json")
+        scores[kind] = json.load(open(path, encoding="utf-8")) if os.path.exists(path) else {}
+    rows = [f"| {label} | {scores['same'].get(key, '–')} | {scores['unrelated'].get(key, '–')} |"
+            for key, label in ROWS if key in scores["same"] or key in scores["unrelated"]]
+    training = json.load(open(os.path.join(args.exp, "final", "speechtext.json"), encoding="utf-8")).get("training", {})
+    times = stage_times(args.exp)
+    plots = sorted(os.listdir(os.path.join(args.exp, "plots"))) if os.path.isdir(os.path.join(args.exp, "plots")) else []
+    section = [
+        f"## {args.exp}", "",
+        f"Synthesis head `{args.exp}/final`; written {datetime.date.today()} by `recipes/synthesis_results.py`. "
+        f"Held-out voices of `{args.eval_set}`; each sentence synthesised from another utterance of its own voice "
+        "(and, as the floor, from a different voice), scored against the real utterance by `recipes/eval_synthesis.py`.", "",
+        "| metric | reference of the same voice | reference of another voice (floor) |", "|---|---|---|", *rows, "",
+        f"- training: {training.get('steps', '?')} steps, averaged {', '.join(training.get('averaged', []))}; "
+        f"best dev mel L1 (postnet) {training.get('best_dev_postnet', float('nan')):.3f}; precision {precision_text(training)}",
+        f"- stage times (s): {', '.join(f'{k} {v}' for k, v in sorted(times.items()))}; total {sum(times.values())} s",
+        f"- pictures: {', '.join(f'`{args.exp}/plots/{p}`' for p in plots) or 'none'}", "", "",
+    ]
+    write_section(args.out, args.exp, "\n".join(section))
+    print("\n".join(section))
+
+
+if __name__ == "__main__":
+    main()

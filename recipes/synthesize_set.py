@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Synthesise held-out sentences in held-out voices, each from a reference that is another utterance
+of the same voice (never the target itself), for ``eval_synthesis.py`` to score against the real ones.
+
+Targets: ``--per-voice`` utterances of each of at most ``--voices`` speakers of ``--data`` (sorted,
+deterministic); a target's reference is the next utterance of its voice. ``--unrelated`` takes the
+reference from another voice instead (the floor of the voice-similarity test). Writes
+``<out-dir>/<utt>.wav`` and ``<utt>.npz`` (conditioning), ``pairs`` (``utt reference-utt``) and
+``timing.json`` (wall clock, audio seconds, real-time factor of text -> waveform).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from speechtext import load_model
+from speechtext.data import read_data_dir
+from speechtext.synthesis import save_result
+
+
+def pairs_of(data, voices: int, per_voice: int, unrelated: bool) -> list[tuple[object, object]]:
+    by_voice: dict[str, list] = {}
+    for utt in sorted(data, key=lambda u: u.utt_id):
+        by_voice.setdefault(utt.speaker or utt.utt_id, []).append(utt)
+    names = [v for v in sorted(by_voice) if len(by_voice[v]) > 1][:voices]
+    pairs = []
+    for k, voice in enumerate(names):
+        utts = by_voice[voice]
+        for j, target in enumerate(utts[:per_voice]):
+            pool = by_voice[names[(k + 1) % len(names)]] if unrelated else utts
+            pairs.append((target, pool[(j + 1) % len(pool)]))
+    return pairs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--voices", type=int, default=20)
+    parser.add_argument("--per-voice", type=int, default=3)
+    parser.add_argument("--unrelated", action="store_true")
+    args = parser.parse_args()
+    pipeline = load_model(args.model)
+    pairs = pairs_of(read_data_dir(args.data), args.voices, args.per_voice, args.unrelated)
+    os.makedirs(args.out_dir, exist_ok=True)
+    start = time.time()
+    results = pipeline.synthesize([(t.utt_id, t.text) for t, _ in pairs], reference=[r.audio for _, r in pairs],
+                                  progress=True)
+    wall = time.time() - start
+    audio = 0.0
+    for r in results:
+        if r.error:
+            print(f"synthesize_set: {r.id}: {r.error}")
+            continue
+        audio += len(r.waveform) / r.sample_rate
+        save_result(r, os.path.join(args.out_dir, f"{r.id}.wav"), os.path.join(args.out_dir, f"{r.id}.npz"))
+    with open(os.path.join(args.out_dir, "pairs"), "w", encoding="utf-8") as handle:
+        handle.writelines(f"{t.utt_id} {r.utt_id}\n" for t, r in pairs)
+    timing = {"texts": len(pairs), "failed": sum(bool(r.error) for r in results), "wall_seconds": round(wall, 2),
+              "audio_seconds": round(audio, 2), "rtf": round(wall / max(audio, 1e-9), 4)}
+    with open(os.path.join(args.out_dir, "timing.json"), "w", encoding="utf-8") as handle:
+        json.dump(timing, handle)
+    print(json.dumps(timing))
+
+
+if __name__ == "__main__":
+    main()

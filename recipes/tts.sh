@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Shared synthesis stages, run after recipes/asr.sh on a joint model (text encoder + fusion):
+#   6  train the synthesis head on --init-model (its backbone frozen; durations from its CTC alignment)
+#   7  synthesise --eval-set sentences in its held-out voices from another utterance of the same voice
+#      (and, as the floor, of another voice); score both with recipes/eval_synthesis.py (whisper
+#      tiny.en, resemblyzer, MCD-DTW, our recogniser, RTF; PNG examples); a section of RESULTS.md
+set -euo pipefail
+stage=6
+stop_stage=100
+init_model=exp/train/final
+tts_config=conf/tts.yaml
+train_set=train
+valid_set=dev
+eval_set=test
+voices=20                  # held-out voices synthesised
+per_voice=3                # sentences per voice
+plots=3                    # example PNGs
+train_opts=""
+results=RESULTS.md
+. "$(dirname "$0")/parse_options.sh"
+
+exp=exp/$(basename "${tts_config%.*}")
+log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
+timed() { local s=$1; shift; local t0=$SECONDS; "$@"; echo "stage$s $((SECONDS - t0))" >> "$exp.timing"; }
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+mkdir -p exp
+
+if run_stage 6; then
+  if [ -f "$exp/final/speechtext.json" ]; then
+    log 6 "$exp/final exists; delete it to train again"
+  else
+    resume=""; [ -f "$exp/last.pt" ] && resume="--resume"
+    log 6 "training the synthesis head $exp on $init_model ${resume:+(resuming)}"
+    timed 6 speechtext train --config "$tts_config" --train-dir "data/$train_set" --valid-dir "data/$valid_set" \
+      --out-dir "$exp" --set "train.init_from=$init_model" $resume $train_opts
+  fi
+fi
+
+if run_stage 7; then
+  for kind in same unrelated; do
+    out=$exp/synth_${eval_set}_$kind
+    log 7 "synthesising $voices voices x $per_voice sentences of data/$eval_set ($kind-voice references) in $out"
+    rm -rf "$out"
+    timed 7 python3 "$(dirname "$0")/synthesize_set.py" --model "$exp/final" --data "data/$eval_set" --out-dir "$out" \
+      --voices "$voices" --per-voice "$per_voice" $([ $kind = unrelated ] && echo --unrelated)
+    log 7 "scoring $out against data/$eval_set"
+    timed 7 python3 "$(dirname "$0")/eval_synthesis.py" --data "data/$eval_set" --wav-dir "$out" \
+      --recogniser "$init_model" --json "$out/scores.json" \
+      $([ $kind = same ] && echo "--plots $plots --plot-dir $exp/plots")
+  done
+  python3 "$(dirname "$0")/synthesis_results.py" --exp "$exp" --eval-set "$eval_set" --out "$results"
+  log 7 "wrote the $exp section of $results"
+fi
