@@ -98,8 +98,8 @@ def whisper_recogniser(beam: int = 1):
                          cpu_threads=os.cpu_count() or 1)
 
     def recognise(samples: np.ndarray) -> str:
-        segments, _ = model.transcribe(samples, language="en", beam_size=beam, without_timestamps=True,
-                                       condition_on_previous_text=False, vad_filter=False)
+        segments, _ = model.transcribe(samples, language="en", beam_size=beam, without_timestamps=True, temperature=0.0,
+                                       condition_on_previous_text=False, vad_filter=False)  # no sampled fallback
         return " ".join(s.text for s in segments)
     return recognise
 

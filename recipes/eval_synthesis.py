@@ -8,8 +8,8 @@ any system's synthesis is scored the same way:
 * voice: resemblyzer's speaker encoder (bundled weights; ``speechtext[eval]``) embeds every synthesis;
   each voice of the data dir is the mean embedding of its real utterances other than the target, and a
   synthesis passes when it is closer (cosine) to its own voice than to every other voice;
-* MCD-DTW (dB) against the real utterance: mel-cepstra (orthonormal DCT of speechtext's log-mel,
-  coefficients 1-24) aligned by dynamic time warping;
+* MCD-DTW (dB) against the real utterance: mel-cepstra (the cepstrum of speechtext's 80-band log-mel,
+  coefficients 1-24) aligned by dynamic time warping, ``10 / ln 10 * sqrt(2 * sum (c - c')^2)`` per frame;
 * ``--plots N``: for the first N utterances a PNG of the reference (from ``<wav-dir>/pairs``), real and
   synthesised spectrograms, with the synthesis's token boundaries (from ``<utt>.npz``).
 """
@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from eval_peers import normalise, whisper_recogniser  # noqa: E402
 
 MEL = LogMel(MelConfig())
+VOICE_UTTS = 5
 
 
 def log_mel(wave: np.ndarray) -> np.ndarray:
@@ -44,7 +45,8 @@ def mcd_dtw(synth: np.ndarray, real: np.ndarray, order: int = 24) -> float:
     import librosa
     from scipy.fft import dct
 
-    a, b = (dct(log_mel(w), type=2, norm="ortho", axis=1)[:, 1:order + 1] for w in (synth, real))
+    # The real cepstrum of the mel log-amplitude spectrum (DCT-II over the M bands, / 2M), c1..c_order.
+    a, b = (dct(m, type=2, axis=1)[:, 1:order + 1] / (2 * m.shape[1]) for m in (log_mel(synth), log_mel(real)))
     _, path = librosa.sequence.dtw(X=a.T, Y=b.T, metric="euclidean")
     diff = a[path[:, 0]] - b[path[:, 1]]
     return float(10.0 / np.log(10.0) * np.sqrt(2.0) * np.mean(np.sqrt((diff ** 2).sum(1))))
@@ -60,14 +62,16 @@ def intelligibility(ids, synth, real, refs, recogniser: str | None, synth_paths:
     try:
         whisper = whisper_recogniser()
         out["whisper_wer_synth"] = wer_of({i: whisper(synth[i]) for i in ids}, refs)
-        out["whisper_wer_real"] = wer_of({i: whisper(real[i]) for i in ids}, refs)
+        if real is not None:
+            out["whisper_wer_real"] = wer_of({i: whisper(real[i]) for i in ids}, refs)
     except ImportError as exc:
         print(f"eval_synthesis: whisper is skipped ({exc}; pip install 'speechtext[eval]')", file=sys.stderr)
     if recogniser:
         from speechtext import load_model
 
         model = load_model(recogniser)
-        for name, inputs in (("synth", [(i, synth_paths[i]) for i in ids]), ("real", [(i, data[i].audio) for i in ids])):
+        runs = [("synth", [(i, synth_paths[i]) for i in ids])] + ([("real", [(i, data[i].audio) for i in ids])] if real is not None else [])
+        for name, inputs in runs:
             out[f"ours_wer_{name}"] = wer_of({r.id: r.text or "" for r in model.transcribe(inputs)}, refs)
     return out
 
@@ -79,14 +83,19 @@ def voice_similarity(ids, synth, data) -> dict:
         print(f"eval_synthesis: voice similarity is skipped ({exc}; pip install 'speechtext[eval]')", file=sys.stderr)
         return {}
     encoder = VoiceEncoder("cpu", verbose=False)
-    embed = {u.utt_id: encoder.embed_utterance(preprocess_wav(load_audio(u.audio), 16000)) for u in data}
-    voices = sorted({u.speaker for u in data})
+    by_voice: dict[str, list[str]] = {}
+    for utt in sorted(data):
+        by_voice.setdefault(data[utt].speaker, []).append(utt)
+    # A voice is the mean of up to VOICE_UTTS real utterances (plus the targets' own, which are left out).
+    keep = {u for utts in by_voice.values() for u in utts[:VOICE_UTTS]} | set(ids)
+    embed = {u: encoder.embed_utterance(preprocess_wav(load_audio(data[u].audio), 16000)) for u in sorted(keep)}
+    voices = sorted(by_voice)
     passed, own, other = [], [], []
     for i in ids:
         target = data[i]
         centroids = {}
         for v in voices:
-            members = [embed[u.utt_id] for u in data.values() if u.speaker == v and u.utt_id != i]
+            members = [embed[u] for u in by_voice[v] if u in embed and u != i]
             if members:
                 c = np.mean(members, 0)
                 centroids[v] = c / np.linalg.norm(c)
@@ -129,6 +138,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="Kaldi data dir of the real utterances (text, utt2spk).")
     parser.add_argument("--wav-dir", required=True, help="<utt>.wav synthesised for utterances of --data.")
     parser.add_argument("--recogniser", default=None, help="Also our recogniser's WER (a speechtext model dir).")
+    parser.add_argument("--skip-real", action="store_true", help="Judge only the synthesis (the real audio was judged already).")
     parser.add_argument("--plots", type=int, default=0)
     parser.add_argument("--plot-dir", default=None)
     parser.add_argument("--json", required=True)
@@ -141,7 +151,7 @@ def main() -> None:
     synth = {i: load_audio(paths[i]) for i in ids}
     real = {i: load_audio(data[i].audio) for i in ids}
     refs = {i: data[i].text for i in ids}
-    result = {"utterances": len(ids), **intelligibility(ids, synth, real, refs, args.recogniser, paths, data),
+    result = {"utterances": len(ids), **intelligibility(ids, synth, None if args.skip_real else real, refs, args.recogniser, paths, data),
               **voice_similarity(ids, synth, data),
               "mcd_dtw_db": round(float(np.mean([mcd_dtw(synth[i], real[i]) for i in ids])), 2)}
     timing = os.path.join(args.wav_dir, "timing.json")

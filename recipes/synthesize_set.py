@@ -3,7 +3,8 @@
 of the same voice (never the target itself), for ``eval_synthesis.py`` to score against the real ones.
 
 Targets: ``--per-voice`` utterances of each of at most ``--voices`` speakers of ``--data`` (sorted,
-deterministic); a target's reference is the next utterance of its voice. ``--unrelated`` takes the
+deterministic); a target's reference is the longest other utterance of its voice (commands are short,
+and a reference needs a second of the voice). ``--unrelated`` takes the
 reference from another voice instead (the floor of the voice-similarity test). Writes
 ``<out-dir>/<utt>.wav`` and ``<utt>.npz`` (conditioning), ``pairs`` (``utt reference-utt``) and
 ``timing.json`` (wall clock, audio seconds, real-time factor of text -> waveform).
@@ -16,6 +17,7 @@ import os
 import time
 
 from speechtext import load_model
+from speechtext.audio import probe_duration
 from speechtext.data import read_data_dir
 from speechtext.synthesis import save_result
 
@@ -28,9 +30,9 @@ def pairs_of(data, voices: int, per_voice: int, unrelated: bool) -> list[tuple[o
     pairs = []
     for k, voice in enumerate(names):
         utts = by_voice[voice]
-        for j, target in enumerate(utts[:per_voice]):
-            pool = by_voice[names[(k + 1) % len(names)]] if unrelated else utts
-            pairs.append((target, pool[(j + 1) % len(pool)]))
+        for target in utts[:per_voice]:
+            pool = by_voice[names[(k + 1) % len(names)]] if unrelated else [u for u in utts if u is not target]
+            pairs.append((target, max(pool, key=lambda u: u.duration or probe_duration(u.audio))))
     return pairs
 
 

@@ -46,7 +46,7 @@ if run_stage 7; then
     log 7 "scoring $out against data/$eval_set"
     timed 7 python3 "$(dirname "$0")/eval_synthesis.py" --data "data/$eval_set" --wav-dir "$out" \
       --recogniser "$init_model" --json "$out/scores.json" \
-      $([ $kind = same ] && echo "--plots $plots --plot-dir $exp/plots")
+      $([ $kind = same ] && echo "--plots $plots --plot-dir $exp/plots" || echo --skip-real)
   done
   python3 "$(dirname "$0")/synthesis_results.py" --exp "$exp" --eval-set "$eval_set" --out "$results"
   log 7 "wrote the $exp section of $results"

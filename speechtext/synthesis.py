@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .audio import SAMPLE_RATE, AudioError, AudioSpec, load_audio
+from .batching import pad_waveforms
 from .config import SynthesisOptions
 from .runner import autocast, encode_loaded
 from .tokenizer import normalize_text
@@ -124,7 +125,9 @@ def _reference_frames(pipeline, ref, opts: SynthesisOptions):
                              f"{opts.min_reference_seconds:g} s of the voice")
     if float(np.abs(wave).max()) < 1e-3:
         raise SynthesisError(f"{spec.source}: the reference is silent; give a recording of the voice speaking")
-    return encode_loaded(pipeline, [(0, wave)], opts.precision)
+    frames, frame_lengths = encode_loaded(pipeline, [(0, wave)], opts.precision)
+    waveform, samples = pad_waveforms([wave], pipeline.config.model.normalize_waveform)
+    return frames, frame_lengths, waveform.to(pipeline.device), samples.to(pipeline.device)
 
 
 def _prepare(pipeline, item: SynthesisResult):
@@ -152,10 +155,11 @@ def _synthesize_batch(pipeline, items: list[SynthesisResult], ref, opts: Synthes
     tokens, token_lengths = pad_rows([p[0] for _, p in prepared])
     fused_index = pad_rows([p[1] for _, p in prepared], -1)[0]
     text_ids, text_lengths = pipeline.text_tokenizer.encode([item.text for item, _ in prepared])
-    frames, frame_lengths = ref
+    frames, frame_lengths, waveform, samples = ref
     with autocast(device, opts.precision):
         fused, speaker = model.synthesis_conditioning(frames.expand(batch, -1, -1), frame_lengths.expand(batch),
-                                                      text_ids.to(device), text_lengths.to(device))
+                                                      text_ids.to(device), text_lengths.to(device),
+                                                      waveform.expand(batch, -1), samples.expand(batch))
     tokens, token_lengths, fused_index = tokens.to(device), token_lengths.to(device), fused_index.to(device)
     states, log_dur = head.encode_tokens(tokens, token_lengths, fused.float(), fused_index, speaker.float())
     durations = head.predict_durations(log_dur, token_lengths, opts.speed)

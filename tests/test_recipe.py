@@ -46,7 +46,8 @@ def test_synth_commands_smoke(tmp_path):
 @pytest.mark.recipe
 @pytest.mark.slow
 def test_synth_commands_joint_smoke(tmp_path):
-    """The cross-modal stages: intents, zero-shot phrasings never trained on, retrieval, embedding plot."""
+    """The cross-modal stages (intents, zero-shot phrasings never trained on, retrieval, embedding plot)
+    and the synthesis stages (head training, synthesis of held-out voices, scoring, pictures)."""
     recipe, out = run_recipe(tmp_path, "--size", "smoke-joint")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     results = (recipe / "exp" / "RESULTS_smoke.md").read_text()
@@ -57,3 +58,10 @@ def test_synth_commands_joint_smoke(tmp_path):
     train_texts = {line.split(" ", 1)[1] for line in open(recipe / "data" / "train" / "text")}
     zeroshot_texts = {line.split(" ", 1)[1] for line in open(recipe / "data" / "test_zeroshot" / "text")}
     assert zeroshot_texts and not (train_texts & zeroshot_texts)
+    tts = recipe / "exp" / "tts_smoke"
+    assert "## exp/tts_smoke" in results and "| MCD-DTW against the real utterance, dB |" in results
+    for kind in ("same", "unrelated"):
+        wavs = sorted((tts / f"synth_test_{kind}").glob("*.wav"))
+        pairs = dict(line.split() for line in open(tts / f"synth_test_{kind}" / "pairs"))
+        assert wavs and all(pairs[w.stem] != w.stem for w in wavs)  # never its own reference
+    assert len(list((tts / "plots").glob("*.png"))) == 1

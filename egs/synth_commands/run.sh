@@ -4,7 +4,7 @@
 # synthesiser never trained on) and on a real human voice (test_real_digits), with PocketSphinx and
 # whisper tiny.en measured on the same files. Trains a recogniser from nothing on CPU, then a synthesis
 # head on it (stages 6-7: speech in the voice of a reference recording, scored by judges we did not train).
-#   bash run.sh                      # the full recipe (~25 min on 2 CPU cores, fp32)
+#   bash run.sh                      # the full recipe (~30 min on 2 CPU cores, fp32)
 #   bash run.sh --size smoke         # a minute-long check of every stage
 #   bash run.sh --stage 4            # re-decode and re-score only
 #   bash run.sh --train-opts "--set train.amp=none"   # fp32, as on a CPU without native bf16
@@ -21,4 +21,4 @@ recipes/asr.sh --stage "$stage" --stop-stage "$stop_stage" --ngpu "$ngpu" --data
   --zeroshot-set test_zeroshot --align-set test_align --decoders "$decoders" --lm-steps "$lm_steps" --train-opts "$train_opts" \
   --peer-sets "$peers" --results "$results"
 [ -z "$tts_config" ] || recipes/tts.sh --stage "$stage" --stop-stage "$stop_stage" --tts-config "$tts_config" $voices \
-  --init-model "exp/$(basename "${train_config%.*}")/final" --results "$results"
+  --init-model "exp/$(basename "${train_config%.*}")/final" --train-opts "$train_opts" --results "$results"

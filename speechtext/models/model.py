@@ -88,12 +88,13 @@ class SpeechTextModel(nn.Module):
         states = encode_text(self.text_encoder, ids, lengths)
         return states, self.shared_space.text(masked_mean(states, lengths))
 
-    def synthesis_conditioning(self, ref_frames, ref_lengths, text_ids, text_lengths):
-        """The text encoder's states over a reference's frames ``(B, T, H)`` through the shared fusion
-        block, and the reference's speaker vector: ``(fused (B, W, D), speaker (B, S))``."""
+    def synthesis_conditioning(self, ref_frames, ref_lengths, text_ids, text_lengths, ref_waveforms, ref_samples):
+        """The text encoder's states over a reference's frames ``(B, T, H)`` (``ref_lengths (B,)``) through
+        the shared fusion block, and the speaker vector of the reference (``ref_waveforms (B, S)`` with
+        ``ref_samples (B,)``, the encoder's input): ``(fused (B, W, D), speaker (B, S))``."""
         states = encode_text(self.text_encoder, text_ids, text_lengths)
         fused, _ = self.fusion(states, text_lengths, ref_frames, ref_lengths)
-        return fused, self.heads["synthesis"].speaker(ref_frames, ref_lengths)
+        return fused, self.heads["synthesis"].speaker_vector(ref_frames, ref_lengths, ref_waveforms, ref_samples)
 
     def command_scores(self, frames, frame_lengths, audio_emb, states, text_lengths, text_emb, pairs):
         """Score of each (audio, command) pair ``(P, 2)``: fusion match plus scaled shared-space cosine, ``(P,)``."""
@@ -140,7 +141,8 @@ class SpeechTextModel(nn.Module):
 
     def _synthesis_step(self, batch: dict):
         ref_frames, ref_lengths = self.encode(batch["ref_waveforms"], batch["ref_lengths"])
-        fused, speaker = self.synthesis_conditioning(ref_frames, ref_lengths, batch["text_ids"], batch["text_lengths"])
+        fused, speaker = self.synthesis_conditioning(ref_frames, ref_lengths, batch["text_ids"], batch["text_lengths"],
+                                                     batch["ref_waveforms"], batch["ref_lengths"])
         losses = self.heads["synthesis"].loss(batch, fused, speaker)
         cfg = self.config.synthesis
         weights = {"duration": cfg.duration_weight, "speaker": cfg.speaker_weight}

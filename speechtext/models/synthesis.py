@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import SynthesisConfig
+from ..mel import LogMel
 from .audio_encoder import frame_mask
 
 
@@ -33,20 +34,29 @@ class ConvBlock(nn.Module):
 
 
 class SpeakerEncoder(nn.Module):
-    """Mean and standard deviation of projected frames -> unit speaker vector ``(B, S)``."""
+    """Unit speaker vector ``(B, S)`` from a reference: the mean and standard deviation over time of its
+    projected encoder frames and of its log-mel frames. The encoder's frames, trained for recognition,
+    keep little of the voice; the mel statistics keep its spectral envelope and pitch range."""
 
-    def __init__(self, frame_dim: int, dim: int, speaker_dim: int):
+    def __init__(self, frame_dim: int, dim: int, speaker_dim: int, n_mels: int):
         super().__init__()
         self.proj = nn.Linear(frame_dim, dim)
-        self.out = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, speaker_dim))
+        self.mel_norm = nn.LayerNorm(2 * n_mels)
+        self.out = nn.Sequential(nn.Linear(2 * dim + 2 * n_mels, dim), nn.ReLU(), nn.Linear(dim, speaker_dim))
 
-    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        mask = frame_mask(lengths, frames.shape[1])[..., None].float()
-        h = self.proj(frames) * mask
-        count = mask.sum(1).clamp(min=1.0)
-        mean = h.sum(1) / count
-        std = (((h - mean[:, None]) ** 2 * mask).sum(1) / count).clamp(min=1e-6).sqrt()
-        return F.normalize(self.out(torch.cat([mean, std], -1)), dim=-1)
+    def forward(self, frames, lengths, mel, mel_lengths) -> torch.Tensor:
+        """``frames (B, T, H)`` with ``lengths (B,)``; ``mel (B, Tm, M)`` with ``mel_lengths (B,)``."""
+        pooled = torch.cat([_mean_std(self.proj(frames), lengths), self.mel_norm(_mean_std(mel, mel_lengths))], -1)
+        return F.normalize(self.out(pooled), dim=-1)
+
+
+def _mean_std(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``(B, T, C)`` -> ``(B, 2C)``: mean and standard deviation over the real frames."""
+    mask = frame_mask(lengths, x.shape[1])[..., None].to(x.dtype)
+    count = mask.sum(1).clamp(min=1.0)
+    mean = (x * mask).sum(1) / count
+    std = (((x - mean[:, None]) ** 2 * mask).sum(1) / count).clamp(min=1e-6).sqrt()
+    return torch.cat([mean, std], -1)
 
 
 def length_regulate(states: torch.Tensor, durations: torch.Tensor):
@@ -77,7 +87,8 @@ class SynthesisHead(nn.Module):
         self.cfg, dim = cfg, cfg.dim
         self.embed = nn.Embedding(vocab_size, dim)
         self.fused_in = nn.Linear(fused_dim, dim)
-        self.speaker = SpeakerEncoder(frame_dim, dim, cfg.speaker_dim)
+        self.speaker = SpeakerEncoder(frame_dim, dim, cfg.speaker_dim, cfg.mel.n_mels)
+        self.mel = LogMel(cfg.mel)
         self.speaker_in = nn.Linear(cfg.speaker_dim, dim)
         self.encoder = nn.ModuleList(ConvBlock(dim, cfg.kernel_size, cfg.dropout) for _ in range(cfg.encoder_layers))
         self.duration = nn.ModuleList(ConvBlock(dim, 3, cfg.dropout) for _ in range(2))
@@ -88,6 +99,13 @@ class SynthesisHead(nn.Module):
                                      for i in range(cfg.postnet_layers))
         self.postnet_out = nn.Conv1d(dim, cfg.mel.n_mels, 5, padding=2)
         self.classifier = nn.Linear(cfg.speaker_dim, cfg.num_speakers, bias=False) if cfg.num_speakers else None
+
+    def speaker_vector(self, frames, frame_lengths, waveforms, lengths) -> torch.Tensor:
+        """Unit speaker vector ``(B, S)`` of references: encoder ``frames (B, T, H)`` with
+        ``frame_lengths (B,)`` and their ``waveforms (B, S)`` with ``lengths (B,)``."""
+        with torch.autocast(waveforms.device.type, enabled=False):
+            mel, mel_lengths = self.mel(waveforms.float(), lengths)
+        return self.speaker(frames, frame_lengths, mel, mel_lengths)
 
     def encode_tokens(self, tokens, token_lengths, fused, fused_index, speaker):
         """Token states ``(B, L, C)`` and predicted log durations ``(B, L)``.

@@ -1,0 +1,36 @@
+"""The synthesis evaluation's own parts on real speech: MCD-DTW and the choice of references."""
+from __future__ import annotations
+
+import os
+import sys
+
+import librosa
+import numpy as np
+
+from speechtext.audio import load_audio
+from speechtext.data import read_data_dir
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "recipes"))
+from eval_synthesis import mcd_dtw  # noqa: E402
+from synthesize_set import pairs_of  # noqa: E402
+
+
+def test_mcd_dtw_is_zero_for_the_same_audio_and_tolerates_tempo(speech_dir):
+    utts = read_data_dir(speech_dir).utterances
+    a, b = load_audio(utts[0].audio), load_audio(utts[5].audio)
+    slower = librosa.effects.time_stretch(a, rate=0.8)  # same voice and words, 25 % slower
+    assert mcd_dtw(a, a) == 0.0
+    same, other = mcd_dtw(slower, a), mcd_dtw(b, a)
+    assert 0.0 < same < other, (same, other)
+
+
+def test_references_are_never_the_target_and_come_from_the_right_voice(speech_dir):
+    data = read_data_dir(speech_dir)
+    pairs = pairs_of(data, voices=3, per_voice=2, unrelated=False)
+    assert len(pairs) == 6 and len({t.speaker for t, _ in pairs}) == 3
+    for target, ref in pairs:
+        assert ref.utt_id != target.utt_id and ref.speaker == target.speaker
+        others = [u for u in data if u.speaker == target.speaker and u.utt_id != target.utt_id]
+        assert ref.duration == max(u.duration for u in others)
+    for target, ref in pairs_of(data, voices=3, per_voice=2, unrelated=True):
+        assert ref.speaker != target.speaker
