@@ -54,22 +54,14 @@ def pad_waveforms(waves: list[np.ndarray], normalise: bool = True) -> tuple[torc
     return batch, lengths
 
 
-class BatchLoader(torch.utils.data.Dataset):
+class EpochBatches(torch.utils.data.Dataset):
     """Dataset whose items are whole batches, keyed ``(epoch, index)``, so that one ``DataLoader``
     (its workers started once) serves the whole run. Item ``(e, i)`` is the same tensors whatever
-    process builds it. Under DDP each rank sees its own share of every epoch's batches."""
+    process builds it. Under DDP each rank sees its own share of every epoch's batches. A subclass
+    sets ``durations`` (seconds per batchable item), ``cfg``, ``seed``, ``train``, ``rank`` and
+    ``world_size``, and builds a batch in ``__getitem__``."""
 
-    def __init__(self, data: DataDir, tokenizer, cfg: DataConfig, seed: int, train: bool, rank: int = 0,
-                 world_size: int = 1, normalise: bool = True, text_tokenizer=None, intents: list[str] | None = None):
-        self.utts = list(data)
-        self.durations = utterance_durations(data)
-        self.tokenizer, self.cfg, self.seed, self.train = tokenizer, cfg, seed, train
-        self.rank, self.world_size, self.normalise = rank, world_size, normalise
-        self.targets = [tokenizer.encode(u.text or "") for u in self.utts]
-        self.text_tokenizer = text_tokenizer
-        index = {name: i for i, name in enumerate(intents or [])}
-        self.intent_ids = [index.get(u.intent, -1) for u in self.utts]
-        self._cache: tuple[int, list[list[int]]] | None = None
+    _cache: tuple[int, list[list[int]]] | None = None
 
     def batches(self, epoch: int) -> list[list[int]]:
         """This rank's batches of ``epoch`` (every epoch the same for a validation set)."""
@@ -87,6 +79,21 @@ class BatchLoader(torch.utils.data.Dataset):
     def __iter__(self):
         """Validation use: the batches of epoch 0, in order."""
         return (self[(0, i)] for i in range(len(self.batches(0))))
+
+
+class BatchLoader(EpochBatches):
+    """The recogniser's (and the cross-modal heads') batches: augmented audio, CTC targets, texts."""
+
+    def __init__(self, data: DataDir, tokenizer, cfg: DataConfig, seed: int, train: bool, rank: int = 0,
+                 world_size: int = 1, normalise: bool = True, text_tokenizer=None, intents: list[str] | None = None):
+        self.utts = list(data)
+        self.durations = utterance_durations(data)
+        self.tokenizer, self.cfg, self.seed, self.train = tokenizer, cfg, seed, train
+        self.rank, self.world_size, self.normalise = rank, world_size, normalise
+        self.targets = [tokenizer.encode(u.text or "") for u in self.utts]
+        self.text_tokenizer = text_tokenizer
+        index = {name: i for i, name in enumerate(intents or [])}
+        self.intent_ids = [index.get(u.intent, -1) for u in self.utts]
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
         epoch, index = key

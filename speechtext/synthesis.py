@@ -116,7 +116,8 @@ def _check(pipeline, opts: SynthesisOptions) -> None:
 
 
 def _reference_frames(pipeline, ref, opts: SynthesisOptions):
-    """Encoder frames ``((1, T, H), (1,))`` of a usable reference; :class:`SynthesisError` otherwise."""
+    """A usable reference as ``(frames (1, T, H), frame_lengths (1,), waveform (1, S), samples (1,))``, the
+    waveform being the encoder's (normalised) input; :class:`SynthesisError` otherwise."""
     spec = ref if isinstance(ref, AudioSpec) else AudioSpec(str(ref))
     wave = load_audio(spec, max_seconds=opts.max_reference_seconds)
     seconds = len(wave) / SAMPLE_RATE

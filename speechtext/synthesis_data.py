@@ -15,7 +15,7 @@ import torch
 
 from .align import AlignError, token_durations
 from .audio import load_audio
-from .batching import make_batches, pad_waveforms, utterance_durations
+from .batching import EpochBatches, make_batches, pad_waveforms, utterance_durations
 from .config import DataConfig, MelConfig
 from .data import DataDir
 from .mel import LogMel
@@ -53,7 +53,7 @@ def alignment_durations(model, tokenizer, data: DataDir, mel: MelConfig, normali
     return out
 
 
-class SynthesisBatchLoader(torch.utils.data.Dataset):
+class SynthesisBatchLoader(EpochBatches):
     """Batches of (text, target mel, durations, reference of the same voice, speaker id). Targets are
     the utterances that have durations and whose speaker has at least one other utterance."""
 
@@ -67,29 +67,13 @@ class SynthesisBatchLoader(torch.utils.data.Dataset):
         self.utts, self.by_speaker = utts, by_speaker
         self.targets = [i for i, u in enumerate(utts) if len(by_speaker[u.speaker or u.utt_id]) > 1]
         all_seconds = utterance_durations(DataDir(data.path, utts))
-        self.seconds = [all_seconds[i] for i in self.targets]
+        self.durations = [all_seconds[i] for i in self.targets]  # what batches are packed by
         self.tokens = [_tokens(data.path, u, tokenizer, text_tokenizer) for u in utts]
-        self.durations = [durations[u.utt_id] for u in utts]
+        self.token_durations = [durations[u.utt_id] for u in utts]
         self.speaker_index = {s: k for k, s in enumerate(speakers)}
         self.text_tokenizer, self.mel = text_tokenizer, LogMel(mel)
         self.cfg, self.seed, self.train, self.normalise = cfg, seed, train, normalise
         self.rank, self.world_size = rank, world_size
-        self._cache: tuple[int, list[list[int]]] | None = None
-
-    def batches(self, epoch: int) -> list[list[int]]:
-        """This rank's batches of ``epoch``: positions into ``self.targets``."""
-        epoch = epoch if self.train else 0
-        if self._cache is None or self._cache[0] != epoch:
-            batches = make_batches(self.seconds, self.cfg.max_batch_seconds, self.seed, epoch, self.cfg.bucket_width)
-            usable = len(batches) - len(batches) % self.world_size if len(batches) >= self.world_size else len(batches)
-            self._cache = (epoch, batches[:usable][self.rank::self.world_size])
-        return self._cache[1]
-
-    def __len__(self) -> int:
-        return len(self.batches(0))
-
-    def __iter__(self):
-        return (self[(0, i)] for i in range(len(self.batches(0))))
 
     def _reference(self, i: int, rng: np.random.Generator) -> int:
         """Another utterance of ``i``'s voice, drawn with ``rng``."""
@@ -110,7 +94,7 @@ class SynthesisBatchLoader(torch.utils.data.Dataset):
         speakers = [self.speaker_index.get(self.utts[i].speaker or "", -100) for i in chosen]
         return {"epoch": epoch, "index": index, "last": index == len(self.batches(epoch)) - 1,
                 "utt_ids": [self.utts[i].utt_id for i in chosen], "lengths": lengths,
-                "mel": mel, "mel_lengths": mel_lengths, "durations": pad_rows([self.durations[i] for i in chosen])[0],
+                "mel": mel, "mel_lengths": mel_lengths, "durations": pad_rows([self.token_durations[i] for i in chosen])[0],
                 "syn_tokens": tokens, "syn_token_lengths": torch.tensor([len(self.tokens[i][0]) for i in chosen]),
                 "syn_fused_index": fused_index, "text_ids": text_ids, "text_lengths": text_lengths,
                 "ref_waveforms": ref_waveforms, "ref_lengths": ref_lengths,

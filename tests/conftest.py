@@ -73,19 +73,25 @@ def tone(seconds: float, rate: int = 16000, channels: int = 1) -> np.ndarray:
     return np.stack([wave] * channels, axis=1) if channels > 1 else wave
 
 
-@pytest.fixture(scope="session")
-def joint_dir(speech_dir, tmp_path_factory):
-    """A model directory with CTC, text encoder, fusion and command head, trained a few steps."""
-    from speechtext.train import train
-
-    cfg = tiny_config(max_steps=6, valid_interval=3)
+def joint_config(**train) -> Config:
+    """``tiny_config`` with a tiny text encoder, fusion block and command head."""
+    cfg = tiny_config(**train)
     cfg.model.heads = ["ctc", "command"]
     cfg.model.text_encoder = TextEncoderConfig(preset="tiny", vocab_size=200,
                                                overrides={"hidden_size": 32, "num_hidden_layers": 1,
                                                           "num_attention_heads": 2, "intermediate_size": 64})
     cfg.model.fusion = FusionConfig(dim=32, layers=1, heads=2, ff_dim=64)
     cfg.model.embed_dim = 16
-    return train(cfg, speech_dir, speech_dir, str(tmp_path_factory.mktemp("joint") / "exp"))
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def joint_dir(speech_dir, tmp_path_factory):
+    """A model directory with CTC, text encoder, fusion and command head, trained a few steps."""
+    from speechtext.train import train
+
+    return train(joint_config(max_steps=6, valid_interval=3), speech_dir, speech_dir,
+                 str(tmp_path_factory.mktemp("joint") / "exp"))
 
 
 def synthesis_config(init_from: str, **train):

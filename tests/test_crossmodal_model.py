@@ -7,24 +7,17 @@ import pytest
 import torch
 
 import speechtext
-from speechtext.config import FusionConfig, TextEncoderConfig
 from speechtext.audio import load_audio
 from speechtext.crossmodal import CommandError
 from speechtext.text_tokenizer import TextTokenizerError
 from speechtext.train import train
-from conftest import tiny_config
+from conftest import joint_config
 
 
 @pytest.fixture(scope="module")
 def joint_model(speech_dir, tmp_path_factory):
-    cfg = tiny_config(max_steps=8, valid_interval=4)
-    cfg.model.heads = ["ctc", "command"]
-    cfg.model.text_encoder = TextEncoderConfig(preset="tiny", vocab_size=200,
-                                               overrides={"hidden_size": 32, "num_hidden_layers": 1,
-                                                          "num_attention_heads": 2, "intermediate_size": 64})
-    cfg.model.fusion = FusionConfig(dim=32, layers=1, heads=2, ff_dim=64)
-    cfg.model.embed_dim = 16
-    return train(cfg, speech_dir, speech_dir, str(tmp_path_factory.mktemp("joint") / "exp"))
+    return train(joint_config(max_steps=8, valid_interval=4), speech_dir, speech_dir,
+                 str(tmp_path_factory.mktemp("joint") / "exp"))
 
 
 def wavs(speech_dir):
