@@ -57,15 +57,18 @@ def wer_of(texts: dict[str, str], refs: dict[str, str]) -> float:
     return round(error_rates([normalise(refs[i]) for i in ids], [normalise(texts[i]) for i in ids])["wer"], 2)
 
 
-def intelligibility(ids, synth, real, refs, recogniser: str | None, synth_paths: dict, data: dict) -> dict:
+def intelligibility(ids, synth, real, refs, recogniser: str | None, synth_paths: dict, data: dict,
+                    use_whisper: bool = True) -> dict:
     out = {}
     try:
-        whisper = whisper_recogniser()
+        whisper = whisper_recogniser() if use_whisper else None
+    except ImportError as exc:
+        print(f"eval_synthesis: whisper is skipped ({exc}; pip install 'speechtext[eval]')", file=sys.stderr)
+        whisper = None
+    if whisper is not None:
         out["whisper_wer_synth"] = wer_of({i: whisper(synth[i]) for i in ids}, refs)
         if real is not None:
             out["whisper_wer_real"] = wer_of({i: whisper(real[i]) for i in ids}, refs)
-    except ImportError as exc:
-        print(f"eval_synthesis: whisper is skipped ({exc}; pip install 'speechtext[eval]')", file=sys.stderr)
     if recogniser:
         from speechtext import load_model
 
@@ -76,7 +79,18 @@ def intelligibility(ids, synth, real, refs, recogniser: str | None, synth_paths:
     return out
 
 
-def voice_similarity(ids, synth, data) -> dict:
+def real_embeddings(encoder, preprocess_wav, data, utts: list[str], cache: str | None) -> dict:
+    """resemblyzer embeddings of real utterances, kept in ``cache`` (.npz) for the next call."""
+    known = dict(np.load(cache)) if cache and os.path.exists(cache) else {}
+    for u in utts:
+        if u not in known:
+            known[u] = encoder.embed_utterance(preprocess_wav(load_audio(data[u].audio), 16000))
+    if cache:
+        np.savez(cache, **known)
+    return known
+
+
+def voice_similarity(ids, synth, data, cache: str | None = None) -> dict:
     try:
         from resemblyzer import VoiceEncoder, preprocess_wav
     except ImportError as exc:
@@ -88,7 +102,7 @@ def voice_similarity(ids, synth, data) -> dict:
         by_voice.setdefault(data[utt].speaker, []).append(utt)
     # A voice is the mean of up to VOICE_UTTS real utterances (plus the targets' own, which are left out).
     keep = {u for utts in by_voice.values() for u in utts[:VOICE_UTTS]} | set(ids)
-    embed = {u: encoder.embed_utterance(preprocess_wav(load_audio(data[u].audio), 16000)) for u in sorted(keep)}
+    embed = real_embeddings(encoder, preprocess_wav, data, sorted(keep), cache)
     voices = sorted(by_voice)
     passed, own, other = [], [], []
     for i in ids:
@@ -139,6 +153,9 @@ def main() -> None:
     parser.add_argument("--wav-dir", required=True, help="<utt>.wav synthesised for utterances of --data.")
     parser.add_argument("--recogniser", default=None, help="Also our recogniser's WER (a speechtext model dir).")
     parser.add_argument("--skip-real", action="store_true", help="Judge only the synthesis (the real audio was judged already).")
+    parser.add_argument("--no-recogniser", action="store_true", help="Leave our recogniser out (for the ceilings).")
+    parser.add_argument("--no-whisper", action="store_true", help="Leave whisper out.")
+    parser.add_argument("--voice-cache", default=None, help="An .npz keeping the real utterances' speaker embeddings.")
     parser.add_argument("--plots", type=int, default=0)
     parser.add_argument("--plot-dir", default=None)
     parser.add_argument("--json", required=True)
@@ -151,8 +168,10 @@ def main() -> None:
     synth = {i: load_audio(paths[i]) for i in ids}
     real = {i: load_audio(data[i].audio) for i in ids}
     refs = {i: data[i].text for i in ids}
-    result = {"utterances": len(ids), **intelligibility(ids, synth, None if args.skip_real else real, refs, args.recogniser, paths, data),
-              **voice_similarity(ids, synth, data),
+    result = {"utterances": len(ids), **intelligibility(ids, synth, None if args.skip_real else real, refs,
+                                        None if args.no_recogniser else args.recogniser, paths, data,
+                                        use_whisper=not args.no_whisper),
+              **voice_similarity(ids, synth, data, args.voice_cache),
               "mcd_dtw_db": round(float(np.mean([mcd_dtw(synth[i], real[i]) for i in ids])), 2)}
     timing = os.path.join(args.wav_dir, "timing.json")
     if os.path.exists(timing):

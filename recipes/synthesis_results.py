@@ -24,12 +24,14 @@ def main() -> None:
     parser.add_argument("--eval-set", required=True)
     parser.add_argument("--out", default="RESULTS.md")
     args = parser.parse_args()
+    columns = {"same": f"synth_{args.eval_set}_same", "unrelated": f"synth_{args.eval_set}_unrelated",
+               "griffin-lim": f"ceiling_{args.eval_set}_griffin-lim", "real": f"ceiling_{args.eval_set}_real"}
     scores = {}
-    for kind in ("same", "unrelated"):
-        path = os.path.join(args.exp, f"synth_{args.eval_set}_{kind}", "scores.json")
+    for kind, name in columns.items():
+        path = os.path.join(args.exp, name, "scores.json")
         scores[kind] = json.load(open(path, encoding="utf-8")) if os.path.exists(path) else {}
-    rows = [f"| {label} | {scores['same'].get(key, '–')} | {scores['unrelated'].get(key, '–')} |"
-            for key, label in ROWS if key in scores["same"] or key in scores["unrelated"]]
+    rows = [f"| {label} | " + " | ".join(str(scores[k].get(key, "–")) for k in columns) + " |"
+            for key, label in ROWS if any(key in scores[k] for k in columns)]
     training = json.load(open(os.path.join(args.exp, "final", "speechtext.json"), encoding="utf-8")).get("training", {})
     times = stage_times(args.exp)
     plots = sorted(os.listdir(os.path.join(args.exp, "plots"))) if os.path.isdir(os.path.join(args.exp, "plots")) else []
@@ -37,8 +39,10 @@ def main() -> None:
         f"## {args.exp}", "",
         f"Synthesis head `{args.exp}/final`; written {datetime.date.today()} by `recipes/synthesis_results.py`. "
         f"Held-out voices of `{args.eval_set}`; each sentence synthesised from another utterance of its own voice "
-        "(and, as the floor, from a different voice), scored against the real utterance by `recipes/eval_synthesis.py`.", "",
-        "| metric | reference of the same voice | reference of another voice (floor) |", "|---|---|---|", *rows, "",
+        "(and, as the floor, from a different voice), scored against the real utterance by `recipes/eval_synthesis.py`; "
+        "the ceilings put the real utterance itself, and its log-mel through the vocoder, in the synthesis's place.", "",
+        "| metric | synthesis, reference of the same voice | synthesis, reference of another voice (floor) | "
+        "Griffin-Lim of the real mel (vocoder ceiling) | the real audio (judges' ceiling) |", "|---|---|---|---|---|", *rows, "",
         f"- training: {training.get('steps', '?')} steps, averaged {', '.join(training.get('averaged', []))}; "
         f"best dev mel L1 (postnet) {training.get('best_dev_postnet', float('nan')):.3f}; precision {precision_text(training)}",
         f"- stage times (s): {', '.join(f'{k} {v}' for k, v in sorted(times.items()))}; total {sum(times.values())} s",

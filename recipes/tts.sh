@@ -3,7 +3,8 @@
 #   6  train the synthesis head on --init-model (its backbone frozen; durations from its CTC alignment)
 #   7  synthesise --eval-set sentences in its held-out voices from another utterance of the same voice
 #      (and, as the floor, of another voice); score both with recipes/eval_synthesis.py (whisper
-#      tiny.en, resemblyzer, MCD-DTW, our recogniser, RTF; PNG examples); a section of RESULTS.md
+#      tiny.en, resemblyzer, MCD-DTW, our recogniser, RTF; PNG examples) beside two ceilings on the same
+#      sentences: the real audio, and Griffin-Lim of its mel; a section of RESULTS.md
 set -euo pipefail
 stage=6
 stop_stage=100
@@ -37,6 +38,7 @@ if run_stage 6; then
 fi
 
 if run_stage 7; then
+  rm -f "$exp/voices_$eval_set.npz"  # the real utterances' speaker embeddings, shared by the four scorings
   for kind in same unrelated; do
     out=$exp/synth_${eval_set}_$kind
     log 7 "synthesising $voices voices x $per_voice sentences of data/$eval_set ($kind-voice references) in $out"
@@ -45,8 +47,18 @@ if run_stage 7; then
       --voices "$voices" --per-voice "$per_voice" $([ $kind = unrelated ] && echo --unrelated)
     log 7 "scoring $out against data/$eval_set"
     timed 7 python3 "$(dirname "$0")/eval_synthesis.py" --data "data/$eval_set" --wav-dir "$out" \
-      --recogniser "$init_model" --json "$out/scores.json" \
-      $([ $kind = same ] && echo "--plots $plots --plot-dir $exp/plots" || echo --skip-real)
+      --recogniser "$init_model" --json "$out/scores.json" --voice-cache "$exp/voices_$eval_set.npz" \
+      $([ $kind = same ] && echo "--plots $plots --plot-dir $exp/plots" || echo "--skip-real --no-whisper --no-recogniser")
+  done
+  for ceiling in real griffin-lim; do  # what the judges give the real voice, and the best this vocoder can give it
+    out=$exp/ceiling_${eval_set}_$ceiling
+    log 7 "scoring the $ceiling ceiling on the same sentences ($out)"
+    rm -rf "$out"
+    timed 7 python3 "$(dirname "$0")/synthesize_set.py" --model "$exp/final" --data "data/$eval_set" --out-dir "$out" \
+      --voices "$voices" --per-voice "$per_voice" --ceiling $ceiling --like "$exp/synth_${eval_set}_same"
+    timed 7 python3 "$(dirname "$0")/eval_synthesis.py" --data "data/$eval_set" --wav-dir "$out" --skip-real \
+      --no-recogniser --json "$out/scores.json" --voice-cache "$exp/voices_$eval_set.npz" \
+      $([ $ceiling = real ] && echo "--no-whisper")
   done
   python3 "$(dirname "$0")/synthesis_results.py" --exp "$exp" --eval-set "$eval_set" --out "$results"
   log 7 "wrote the $exp section of $results"

@@ -179,7 +179,7 @@ def _synthesize_batch(pipeline, items: list[SynthesisResult], ref, opts: Synthes
         return
     rows = torch.tensor(keep, device=device)
     mel, post, lengths = head.decode(states[rows], durations[rows], speaker[rows].float())
-    waves = _vocoder(pipeline, opts)(post, lengths)
+    waves = vocoder_of(pipeline, opts.griffin_lim_iters)(post, lengths)
     for j, row in enumerate(keep):
         item, n = prepared[row][0], int(lengths[j])
         item.waveform, item.mel, item.hop_length = waves[j], post[j, :n].cpu().numpy(), hop
@@ -188,13 +188,13 @@ def _synthesize_batch(pipeline, items: list[SynthesisResult], ref, opts: Synthes
         item.speaker = speaker[row].float().cpu().numpy()
 
 
-def _vocoder(pipeline, opts: SynthesisOptions):
-    """The model's vocoder, built once per pipeline and Griffin-Lim iteration count."""
+def vocoder_of(pipeline, griffin_lim_iters: int = 0):
+    """The model's vocoder (``griffin_lim_iters`` > 0 overrides the model's count), built once per pipeline."""
     from .mel import LogMel, get_vocoder
 
     cfg = pipeline.model.heads["synthesis"].cfg
-    if opts.griffin_lim_iters:
-        cfg = dataclasses.replace(cfg, griffin_lim_iters=opts.griffin_lim_iters)
+    if griffin_lim_iters:
+        cfg = dataclasses.replace(cfg, griffin_lim_iters=griffin_lim_iters)
     key = ("vocoder", cfg.vocoder, cfg.griffin_lim_iters)
     if key not in pipeline.cache:
         pipeline.cache[key] = get_vocoder(cfg.vocoder, LogMel(cfg.mel).to(pipeline.device), cfg)

@@ -60,6 +60,10 @@ def test_synth_commands_joint_smoke(tmp_path):
     assert zeroshot_texts and not (train_texts & zeroshot_texts)
     tts = recipe / "exp" / "tts_smoke"
     assert "## exp/tts_smoke" in results and "| MCD-DTW against the real utterance, dB |" in results
+    assert "Griffin-Lim of the real mel (vocoder ceiling)" in results
+    for ceiling in ("real", "griffin-lim"):
+        assert sorted(p.name for p in (tts / f"ceiling_test_{ceiling}").glob("*.wav")) == \
+            sorted(p.name for p in (tts / "synth_test_same").glob("*.wav"))
     for kind in ("same", "unrelated"):
         wavs = sorted((tts / f"synth_test_{kind}").glob("*.wav"))
         pairs = dict(line.split() for line in open(tts / f"synth_test_{kind}" / "pairs"))
