@@ -287,7 +287,9 @@ class Trainer:
             self.text_tokenizer, self.intents = make_text_vocabularies(config, train_data)
         self.config = config
         model = build_model(config, self.tokenizer, text_tokenizer=self.text_tokenizer, intents=self.intents)
-        if init_weights is not None:
+        if state:  # before the loaders: a synthesis run aligns its data with the model's own CTC head
+            model.load_state_dict(state["model"], strict=True)
+        elif init_weights is not None:
             load_init_weights(model, init_weights, config.train.init_from)
         return model
 
@@ -312,7 +314,7 @@ class Trainer:
         self.rank_key = "wer"
 
     def _restore(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"], strict=True)
+        """The killed run's optimiser, schedule, position and RNG streams (its weights are loaded by ``_build``)."""
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
