@@ -57,8 +57,7 @@ if run_stage 7; then
     timed 7 python3 "$(dirname "$0")/synthesize_set.py" --model "$exp/final" --data "data/$eval_set" --out-dir "$out" \
       --voices "$voices" --per-voice "$per_voice" --ceiling $ceiling --like "$exp/synth_${eval_set}_same"
     timed 7 python3 "$(dirname "$0")/eval_synthesis.py" --data "data/$eval_set" --wav-dir "$out" --skip-real \
-      --no-recogniser --json "$out/scores.json" --voice-cache "$exp/voices_$eval_set.npz" \
-      $([ $ceiling = real ] && echo "--no-whisper")
+      --no-recogniser --no-whisper --json "$out/scores.json" --voice-cache "$exp/voices_$eval_set.npz"
   done
   python3 "$(dirname "$0")/synthesis_results.py" --exp "$exp" --eval-set "$eval_set" --out "$results"
   log 7 "wrote the $exp section of $results"
