@@ -7,7 +7,6 @@ killed run from ``last.pt`` at the exact batch it had reached. At the end the be
 """
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import math

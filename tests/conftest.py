@@ -4,7 +4,10 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -108,3 +111,27 @@ def synthesis_dir(joint_dir, speech_dir, tmp_path_factory):
 
     return train(synthesis_config(joint_dir, max_steps=8, valid_interval=4), speech_dir, speech_dir,
                  str(tmp_path_factory.mktemp("tts") / "exp"))
+
+
+def train_cmd(conf, data, out, *extra) -> list[str]:
+    """``speechtext train`` on ``data`` (train and dev) with the config file ``conf``, as a command line."""
+    return [sys.executable, "-m", "speechtext.cli", "train", "--config", str(conf), "--train-dir", data,
+            "--valid-dir", data, "--out-dir", str(out), *extra]
+
+
+def kill_and_resume(conf, data, out, max_steps: int) -> int:
+    """Start a training run, SIGKILL it as soon as it has written ``out/last.pt``, then finish it with
+    ``--resume``; returns the step it was killed at (between 1 and ``max_steps - 1``)."""
+    from speechtext.checkpoint import load_checkpoint
+
+    proc = subprocess.Popen(train_cmd(conf, data, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = os.path.join(str(out), "last.pt")
+    while proc.poll() is None and not os.path.exists(last):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(last)["step"]
+    assert 1 <= killed_at < max_steps, "the run finished before it could be killed"
+    resumed = subprocess.run(train_cmd(conf, data, out, "--resume"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    return killed_at

@@ -5,7 +5,6 @@ import os
 import sys
 
 import librosa
-import numpy as np
 
 from speechtext.audio import load_audio
 from speechtext.data import read_data_dir

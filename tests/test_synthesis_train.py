@@ -16,7 +16,7 @@ from speechtext.inference import load_model
 from speechtext.synthesis_data import SynthesisBatchLoader, alignment_durations
 from speechtext.train import train
 
-from conftest import synthesis_config, tiny_config
+from conftest import kill_and_resume, synthesis_config, tiny_config, train_cmd
 
 
 def test_synthesis_batches_pair_each_target_with_another_utterance_of_its_voice(joint_dir, speech_dir):
@@ -64,32 +64,14 @@ def test_init_from_and_trainable_refuse_what_does_not_fit(joint_dir, speech_dir,
 def test_a_killed_synthesis_run_resumes_exactly(joint_dir, speech_dir, tmp_path):
     """Durations come from the model's CTC head: a resumed run must align with the trained weights, not
     with a freshly built model, and then reach the uninterrupted run's weights."""
-    import signal
     import subprocess
-    import sys
-    import time
 
-    from speechtext.checkpoint import load_checkpoint
     from speechtext.config import save_config
 
     conf = tmp_path / "tts.yaml"
     save_config(synthesis_config(joint_dir, max_steps=12, valid_interval=6), str(conf))
-
-    def cmd(out, *extra):
-        return [sys.executable, "-m", "speechtext.cli", "train", "--config", str(conf), "--train-dir", speech_dir,
-                "--valid-dir", speech_dir, "--out-dir", str(out), *extra]
-
-    assert subprocess.run(cmd(tmp_path / "a"), capture_output=True).returncode == 0
-    proc = subprocess.Popen(cmd(tmp_path / "b"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = tmp_path / "b" / "last.pt"
-    while proc.poll() is None and not last.exists():
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = load_checkpoint(str(last))["step"]
-    assert 1 <= killed_at < 12, "the run finished before it could be killed"
-    out = subprocess.run(cmd(tmp_path / "b", "--resume"), capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert subprocess.run(train_cmd(conf, speech_dir, tmp_path / "a"), capture_output=True).returncode == 0
+    kill_and_resume(conf, speech_dir, tmp_path / "b", max_steps=12)
     a = load_file(str(tmp_path / "a" / "final" / "model.safetensors"))
     b = load_file(str(tmp_path / "b" / "final" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

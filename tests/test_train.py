@@ -1,7 +1,5 @@
 import os
 import shutil
-import signal
-import time
 import subprocess
 import sys
 
@@ -13,7 +11,7 @@ from speechtext.checkpoint import CheckpointError, load_checkpoint, read_model_d
 from speechtext.config import save_config
 from speechtext.data import DataDirError
 from speechtext.train import train
-from conftest import tiny_config
+from conftest import kill_and_resume, tiny_config, train_cmd
 
 
 def test_each_run_logs_into_its_own_directory(speech_dir, tmp_path):
@@ -33,26 +31,12 @@ def test_training_writes_model_dir_log_and_curve(trained_model):
     assert "validation at step 6" in log and "averaged" in log
 
 
-def _train_cmd(conf, data, out, *extra):
-    return [sys.executable, "-m", "speechtext.cli", "train", "--config", str(conf), "--train-dir", data,
-            "--valid-dir", data, "--out-dir", str(out), *extra]
-
-
 def test_killed_run_resumes_exactly(speech_dir, tmp_path):
     conf = tmp_path / "c.yaml"
     save_config(tiny_config(max_steps=10), str(conf))
-    assert subprocess.run(_train_cmd(conf, speech_dir, tmp_path / "a"), capture_output=True).returncode == 0
-    # Kill a second run with SIGKILL as soon as it has written a checkpoint, then resume it.
-    proc = subprocess.Popen(_train_cmd(conf, speech_dir, tmp_path / "b"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert subprocess.run(train_cmd(conf, speech_dir, tmp_path / "a"), capture_output=True).returncode == 0
+    killed_at = kill_and_resume(conf, speech_dir, tmp_path / "b", max_steps=10)
     last = tmp_path / "b" / "last.pt"
-    while proc.poll() is None and not last.exists():
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = load_checkpoint(str(last))["step"]
-    assert 1 <= killed_at < 10, "the run finished before it could be killed"
-    out = subprocess.run(_train_cmd(conf, speech_dir, tmp_path / "b", "--resume"), capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
     assert f"resuming from {last} at step {killed_at}" in (tmp_path / "b" / "train.log").read_text()
     a = load_file(str(tmp_path / "a" / "final" / "model.safetensors"))
     b = load_file(str(tmp_path / "b" / "final" / "model.safetensors"))
