@@ -9,48 +9,59 @@ the batches the killed run would have seen.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .align import AlignError, token_durations
 from .audio import load_audio
-from .batching import EpochBatches, make_batches, pad_waveforms, utterance_durations
-from .config import DataConfig, MelConfig
+from .batching import EpochBatches, pad_waveforms, utterance_durations
+from .config import DataConfig, MelConfig, TranscribeOptions
 from .data import DataDir
 from .mel import LogMel
+from .runner import encode_loaded, normalise_inputs, run_batches
 from .synthesis import SynthesisError, pad_rows, synthesis_tokens
 
 log = logging.getLogger("speechtext.synthesis")
 
 
-@torch.inference_mode()
-def alignment_durations(model, tokenizer, data: DataDir, mel: MelConfig, normalise: bool = True,
-                        batch_seconds: float = 60.0) -> dict[str, list[int]]:
+@dataclass
+class _Aligned:
+    id: str
+    source: str
+    durations: list[int] | None = None
+    error: str | None = None
+
+
+def alignment_durations(pipeline, data: DataDir, mel: MelConfig) -> dict[str, list[int]]:
     """Token durations in mel frames (silence unit, tokens, silence unit) of every utterance of ``data``
-    from ``model``'s CTC head; utterances that cannot be aligned are left out (and logged)."""
+    from ``pipeline``'s CTC head, through the shared batch runner (fp32); utterances that cannot be read
+    or aligned are left out (and logged)."""
     utts = list(data)
-    seconds = utterance_durations(data)
-    out, failed = {}, []
-    was_training = model.training
-    model.eval()
-    for batch in make_batches(seconds, batch_seconds, seed=0, epoch=0, bucket_width=0.0):
-        waves = [load_audio(utts[i].audio) for i in batch]
-        waveforms, lengths = pad_waveforms(waves, normalise)
-        device = next(model.parameters()).device
-        log_probs, frame_lengths = model.ctc_log_probs(waveforms.to(device), lengths.to(device))
-        for row, i in enumerate(batch):
-            tokens = tokenizer.encode(utts[i].text or "")
-            frames = len(waves[row]) // mel.hop_length + 1
+    items, specs = normalise_inputs([(u.utt_id, u.audio) for u in utts], _Aligned)
+    tokenizer = pipeline.tokenizer
+
+    def process(loaded):
+        frames, lengths = encode_loaded(pipeline, loaded, "fp32")
+        with torch.inference_mode():
+            log_probs = pipeline.model.heads["ctc"](frames)
+        for row, (i, wave) in enumerate(loaded):
             try:
-                out[utts[i].utt_id] = token_durations(log_probs[row, : frame_lengths[row]].cpu(), tokens,
-                                                      tokenizer.blank_id, frames)
+                items[i].durations = token_durations(log_probs[row, : lengths[row]].cpu(),
+                                                     tokenizer.encode(utts[i].text or ""), tokenizer.blank_id,
+                                                     len(wave) // mel.hop_length + 1)
             except AlignError as exc:
-                failed.append(f"{utts[i].utt_id}: {exc}")
-    model.train(was_training)
+                items[i].error = f"{items[i].id}: {exc}"
+
+    was_training = pipeline.model.training
+    pipeline.model.eval()
+    run_batches(items, specs, TranscribeOptions(batch_seconds=60.0), process)
+    pipeline.model.train(was_training)
+    failed = [item.error for item in items if item.error]
     if failed:
         log.warning("%d of %d utterances could not be aligned and are left out, e.g. %s", len(failed), len(utts), failed[0])
-    return out
+    return {item.id: item.durations for item in items if item.durations is not None}
 
 
 class SynthesisBatchLoader(EpochBatches):

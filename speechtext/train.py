@@ -296,13 +296,14 @@ class Trainer:
         config, ctx, seed = self.config, self.ctx, self.config.train.seed
         shard = {"rank": ctx.rank, "world_size": ctx.world_size, "normalise": config.model.normalize_waveform}
         if config.train.task == "synthesis":
+            from .inference import SpeechTextPipeline
             from .synthesis_data import SynthesisBatchLoader, alignment_durations
 
             # Durations come from the recogniser's CTC head, which this run keeps frozen.
+            recogniser = SpeechTextPipeline(self.model, self.tokenizer, config, device=ctx.device)
             args = (self.tokenizer, self.text_tokenizer, config.model.synthesis.mel, config.data, seed)
             for name, data in (("train", train_data), ("valid", valid_data)):
-                durations = alignment_durations(self.model, self.tokenizer, data, config.model.synthesis.mel,
-                                                config.model.normalize_waveform)
+                durations = alignment_durations(recogniser, data, config.model.synthesis.mel)
                 loader = SynthesisBatchLoader(data, durations, *args, train=name == "train", speakers=self.speakers, **shard)
                 setattr(self, f"{name}_set", loader)
             self.rank_key = "postnet"

@@ -22,7 +22,7 @@ from conftest import kill_and_resume, synthesis_config, tiny_config, train_cmd
 def test_synthesis_batches_pair_each_target_with_another_utterance_of_its_voice(joint_dir, speech_dir):
     model = load_model(joint_dir)
     data = read_data_dir(speech_dir)
-    durations = alignment_durations(model.model, model.tokenizer, data, SynthesisConfig().mel)
+    durations = alignment_durations(model, data, SynthesisConfig().mel)
     assert len(durations) == len(data)
     speakers = sorted({u.speaker for u in data})
     loader = SynthesisBatchLoader(data, durations, model.tokenizer, model.text_tokenizer, SynthesisConfig().mel,
