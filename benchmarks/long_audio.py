@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Long-audio transcription: peak memory and time against length, with the ``transformers`` ASR
-pipeline's own chunking (``chunk_length_s`` / ``stride_length_s``) as the peer.
+pipeline's own chunking (``chunk_length_s`` / ``stride_length_s``) as the peer, and (``--onnx fp32
+int8``) speechtext's ONNX export through ONNX Runtime beside the PyTorch path.
 
 Both sides run the same randomly initialised wav2vec2-base-sized ``Wav2Vec2ForCTC`` checkpoint (saved
 here, nothing is downloaded) on one long file of espeak-ng speech per length, with 30 s chunks and
@@ -8,6 +9,7 @@ here, nothing is downloaded) on one long file of espeak-ng speech per length, wi
 per length: seconds, real-time factor and peak memory of each side, and the time ratio.
 
     python benchmarks/long_audio.py --minutes 1 10 60 --peer-minutes 1 10
+    python benchmarks/long_audio.py --minutes 10 --peer-minutes --precision fp32 --onnx fp32 int8
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ def child(side: str, checkpoint: str, path: str, precision: str) -> None:
 
     torch.set_num_threads(os.cpu_count() or 1)
     start = time.perf_counter()
-    if side == "speechtext":
+    if side != "transformers":  # speechtext in PyTorch (checkpoint: the HF dir) or ONNX Runtime (an .onnx export)
         import speechtext
 
         model = speechtext.load_model(checkpoint)
@@ -79,6 +81,8 @@ def main() -> None:
     parser.add_argument("--peer-minutes", type=float, nargs="*", default=[1, 10],
                         help="lengths the (slower) transformers pipeline also runs")
     parser.add_argument("--precision", default="auto", help="speechtext's precision (auto: bf16 where the CPU has it)")
+    parser.add_argument("--onnx", nargs="*", default=[], choices=["fp32", "int8"],
+                        help="also run speechtext's ONNX export through ONNX Runtime (fp32 and/or int8)")
     parser.add_argument("--child", default="")
     parser.add_argument("--checkpoint", default="")
     parser.add_argument("--path", default="")
@@ -88,15 +92,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = os.path.join(tmp, "w2v2-base")
         make_checkpoint(checkpoint)
-        print(f"{'minutes':>7} {'side':>11} {'seconds':>8} {'RTF':>6} {'peak MiB':>9} {'ratio':>6}")
+        sides = {"speechtext": checkpoint}
+        for q in args.onnx:
+            from speechtext.export import export_onnx
+
+            sides[f"onnx-{q}"] = export_onnx(checkpoint, os.path.join(tmp, f"{q}.onnx"), None if q == "fp32" else q)[0]
+        print(f"{'minutes':>7} {'side':>12} {'seconds':>8} {'RTF':>6} {'peak MiB':>9} {'ratio':>6}")
         for minutes in args.minutes:
             path = make_long_file(tmp, minutes)
-            ours = run("speechtext", checkpoint, path, args.precision)
-            print(f"{minutes:7g} {'speechtext':>11} {ours['seconds']:8.1f} {ours['seconds'] / (60 * minutes):6.3f} "
-                  f"{ours['peak_mib']:9.0f}", flush=True)
+            for side, model in sides.items():
+                result = run(side, model, path, args.precision if side == "speechtext" else "fp32")
+                if side == "speechtext":
+                    ours = result
+                print(f"{minutes:7g} {side:>12} {result['seconds']:8.1f} {result['seconds'] / (60 * minutes):6.3f} "
+                      f"{result['peak_mib']:9.0f}", flush=True)
             if minutes in args.peer_minutes:
                 peer = run("transformers", checkpoint, path, args.precision)
-                print(f"{minutes:7g} {'transformers':>11} {peer['seconds']:8.1f} {peer['seconds'] / (60 * minutes):6.3f} "
+                print(f"{minutes:7g} {'transformers':>12} {peer['seconds']:8.1f} {peer['seconds'] / (60 * minutes):6.3f} "
                       f"{peer['peak_mib']:9.0f} {peer['seconds'] / ours['seconds']:6.2f}x", flush=True)
             os.remove(path)
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Throughput of ``speechtext`` transcription against the ``transformers`` ASR pipeline.
 
-Both run the same randomly initialised wav2vec2-base-sized ``Wav2Vec2ForCTC`` checkpoint (saved here,
-nothing is downloaded) on the same espeak-ng files, on CPU, in the same process. Each side reads
-the files itself (the pipeline gets soundfile-decoded arrays, since it needs ffmpeg to read paths).
-Prints files/s of each (median of ``--repeats`` passes), the ratio, and how many transcripts agree.
+Every system runs the same randomly initialised wav2vec2-base-sized ``Wav2Vec2ForCTC`` checkpoint
+(saved here, nothing is downloaded) on the same espeak-ng files, on CPU, in the same process: the
+``transformers`` pipeline (the peer), speechtext in PyTorch (fp32, and bf16 / auto where the CPU has
+native bf16), and speechtext's ONNX export in ONNX Runtime, fp32 and int8. Each side reads the files
+itself (the pipeline gets soundfile-decoded arrays, since it needs ffmpeg to read paths). Prints
+files/s of each (median of ``--repeats`` passes), the ratio to the pipeline, and how many
+transcripts agree with the pipeline's (random weights: near-tie logits flip under int8 or bf16).
 
     python benchmarks/transcribe_vs_hf.py --files 120 --repeats 3
 """
@@ -41,6 +44,11 @@ def make_checkpoint(path: str) -> None:
 
 
 def make_files(directory: str, count: int) -> list[str]:
+    return [path for path, _ in make_corpus(directory, count)]
+
+
+def make_corpus(directory: str, count: int) -> list[tuple[str, str]]:
+    """``count`` espeak-ng files of 1-4 commands in a row (1-10 s, five voices): ``[(path, text)]``."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "egs", "synth_commands", "local"))
     import random
 
@@ -49,7 +57,7 @@ def make_files(directory: str, count: int) -> list[str]:
 
     rng = random.Random(0)
     voices = ["en-us", "en-gb", "en-gb-scotland+m3", "en-us+f2", "en-029+klatt"]
-    paths = []
+    out = []
     for i in range(count):
         # 1 to 4 commands in a row: 1-10 s files, as a mixed real workload would have.
         text = ", ".join(grammar.sample(rng)[0] for _ in range(rng.randint(1, 4)))
@@ -58,8 +66,8 @@ def make_files(directory: str, count: int) -> list[str]:
         samples, rate = sf.read(__import__("io").BytesIO(wav), dtype="float32")
         path = os.path.join(directory, f"utt{i:04d}.wav")
         sf.write(path, librosa.resample(samples, orig_sr=rate, target_sr=16000), 16000, subtype="PCM_16")
-        paths.append(path)
-    return paths
+        out.append((path, text))
+    return out
 
 
 def run_pipeline(asr, paths: list[str]) -> list[str]:
@@ -70,38 +78,64 @@ def clean(text: str) -> str:
     return " ".join(text.replace("</s>", "").replace("<s>", "").split())
 
 
+def timed(run, repeats: int):
+    """``(median seconds, last output)`` of ``repeats`` calls of ``run()``."""
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=120)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--precision", default="auto", help="speechtext precision: auto, fp32 or bf16")
+    parser.add_argument("--systems", default="torch-fp32,onnx-fp32,onnx-int8,torch-auto",
+                        help="comma-separated: torch-fp32, torch-bf16, torch-auto, onnx-fp32, onnx-int8 "
+                        "(torch-bf16/auto run only where the CPU has native bf16)")
     args = parser.parse_args()
     from transformers import pipeline
 
     import speechtext
+    from speechtext.export import export_onnx
+    from speechtext.precision import bf16_supported
 
+    native_bf16 = bf16_supported(torch.device("cpu"))
     with tempfile.TemporaryDirectory() as tmp:
-        make_checkpoint(os.path.join(tmp, "model"))
+        checkpoint = os.path.join(tmp, "model")
+        make_checkpoint(checkpoint)
         paths = make_files(tmp, args.files)
         audio_seconds = sum(sf.info(p).duration for p in paths)
-        asr = pipeline("automatic-speech-recognition", model=os.path.join(tmp, "model"), device="cpu")
-        ours = speechtext.load_model(os.path.join(tmp, "model"))
-        run_pipeline(asr, paths[:2]), ours.transcribe(paths[:2])  # warm-up
-        hf_times, st_times = [], []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            hf_text = run_pipeline(asr, paths)
-            hf_times.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            st_text = [r.text for r in ours.transcribe(paths, precision=args.precision)]
-            st_times.append(time.perf_counter() - start)
-    hf, st = statistics.median(hf_times), statistics.median(st_times)
-    agree = np.mean([clean(a) == b for a, b in zip(hf_text, st_text)])
+        asr = pipeline("automatic-speech-recognition", model=checkpoint, device="cpu")
+        runners = {}
+        for name in args.systems.split(","):
+            backend, precision = name.split("-")
+            if backend == "torch" and precision in ("bf16", "auto") and not native_bf16:
+                print(f"{name}: skipped (this CPU has no native bf16; emulated bf16 would be slower than fp32)")
+                continue
+            if backend == "torch":
+                model = speechtext.load_model(checkpoint)
+            else:
+                onnx_path = os.path.join(tmp, f"{name}.onnx")
+                export_onnx(checkpoint, onnx_path, "int8" if precision == "int8" else None)
+                model = speechtext.load_model(onnx_path)
+                print(f"{name}: {os.path.getsize(onnx_path) / 1e6:.1f} MB")
+            prec = precision if backend == "torch" else "fp32"
+            runners[name] = lambda m=model, p=prec: [r.text for r in m.transcribe(paths, precision=p)]
+            runners[name]() if args.files <= 8 else [r.text for r in model.transcribe(paths[:4], precision=prec)]
+        run_pipeline(asr, paths[:2])  # warm-up
+        hf, hf_text = timed(lambda: run_pipeline(asr, paths), args.repeats)
+        results = {name: timed(run, args.repeats) for name, run in runners.items()}
     print(f"{len(paths)} files, {audio_seconds:.0f} s of audio, {torch.get_num_threads()} threads, "
-          f"wav2vec2-base-sized CTC (random weights)")
-    print(f"transformers pipeline : {len(paths) / hf:6.2f} files/s  RTF {hf / audio_seconds:.4f}  (median of {args.repeats})")
-    print(f"speechtext transcribe : {len(paths) / st:6.2f} files/s  RTF {st / audio_seconds:.4f}  precision={args.precision}")
-    print(f"ratio (speechtext / pipeline throughput): {hf / st:.2f}x; identical transcripts: {100 * agree:.0f} %")
+          f"wav2vec2-base-sized CTC (random weights), native bf16: {native_bf16}, median of {args.repeats}")
+    print(f"{'system':28s} {'files/s':>8s} {'RTF':>8s} {'vs pipeline':>12s} {'same text as pipeline':>22s}")
+    print(f"{'transformers pipeline':28s} {len(paths) / hf:8.2f} {hf / audio_seconds:8.4f} {'1.00x':>12s} {'':>22s}")
+    for name, (seconds, texts) in results.items():
+        agree = np.mean([clean(a) == b for a, b in zip(hf_text, texts)])
+        print(f"{'speechtext ' + name:28s} {len(paths) / seconds:8.2f} {seconds / audio_seconds:8.4f} "
+              f"{hf / seconds:11.2f}x {100 * agree:21.0f}%")
 
 
 if __name__ == "__main__":

@@ -96,20 +96,43 @@ def _prune(best, index, tokens, ended, live, frame_lengths, step: int, k: int, w
     return rows, scores
 
 
-@torch.inference_mode()
-def beam_search(model, frames, frame_lengths, blank: int, opts: SearchOptions, lm=None) -> list[list[int]]:
-    """Best token ids per utterance: ``frames (B, T, H)`` from the audio encoder, ``frame_lengths (B,)``.
+class TorchDecoder:
+    """The attention decoder of a PyTorch model over one batch's frames, stepped incrementally (cached
+    keys and values). :func:`beam_search` needs only ``sos_eos``, ``start``, ``step`` and ``reorder``,
+    so another runtime (the ONNX Runtime backend) supplies its own."""
 
-    The decoder runs incrementally (cached keys and values); ``lm`` is a scorer from
-    :func:`speechtext.lm.load_lm` (incremental ``step`` when it has one, else ``next_token`` on prefixes)."""
-    head, fusion = model.heads["attention"], model.fusion
-    batch, k, eos, device = frames.shape[0], opts.beam, head.sos_eos, frames.device
+    def __init__(self, model, frames: torch.Tensor, frame_lengths: torch.Tensor):
+        self.head, self.fusion, self.sos_eos = model.heads["attention"], model.fusion, model.heads["attention"].sos_eos
+        self.cross = self.fusion.cross_cache(self.fusion.frame_in(frames))
+        self.mask = frame_mask(frame_lengths, frames.shape[1])[:, None, None, :]
+
+    def start(self, owner: torch.Tensor):
+        """State of hypotheses of utterances ``owner (N,)`` before any token."""
+        return [(k[owner], v[owner]) for k, v in self.cross], self.mask[owner], [None] * len(self.cross)
+
+    def step(self, last: torch.Tensor, position: int, state):
+        """Next-token logits ``(N, V + 1)`` after tokens ``last (N,)`` at ``position``, and the new state."""
+        cross, mask, past = state
+        fused, past = self.fusion.step(self.head.embed_step(last, position), past, cross, mask)
+        return self.head.out(fused).float(), (cross, mask, past)
+
+    def reorder(self, state, src: torch.Tensor):
+        """Keep the state of hypotheses ``src (N,)`` (parents stay within their utterance)."""
+        cross, mask, past = state
+        return cross, mask, [(k[src], v[src]) for k, v in past]
+
+
+@torch.inference_mode()
+def beam_search(decoder, log_probs, frame_lengths, blank: int, opts: SearchOptions, lm=None) -> list[list[int]]:
+    """Best token ids per utterance. ``decoder``: a :class:`TorchDecoder` (or another runtime's) over the
+    batch's frames; ``log_probs (B, T, V)`` of the CTC head (used when ``opts.ctc_weight > 0``) with
+    ``frame_lengths (B,)``; ``lm`` is a scorer from :func:`speechtext.lm.load_lm` (incremental ``step``
+    when it has one, else ``next_token`` on prefixes)."""
+    batch, k, eos, device = log_probs.shape[0], opts.beam, decoder.sos_eos, log_probs.device
     owner = torch.arange(batch, device=device).repeat_interleave(k)
-    cross = [(ck[owner], cv[owner]) for ck, cv in fusion.cross_cache(fusion.frame_in(frames))]
-    fmask = frame_mask(frame_lengths, frames.shape[1])[owner][:, None, None, :]
-    past, lm_state, ctc = [None] * len(fusion.layers), None, None
+    state, lm_state, ctc = decoder.start(owner), None, None
     if opts.ctc_weight > 0:
-        ctc = CTCPrefixScorer(model.heads["ctc"](frames), frame_lengths, blank)
+        ctc = CTCPrefixScorer(log_probs, frame_lengths, blank)
         r, prefix = ctc.initial(owner)
     use_lm = lm is not None and opts.lm_weight != 0
     tokens = torch.full((batch * k, 1), eos, dtype=torch.long, device=device)
@@ -117,8 +140,8 @@ def beam_search(model, frames, frame_lengths, blank: int, opts: SearchOptions, l
     scores[:, 0] = 0.0  # one live hypothesis at first, so the beam does not fill with copies
     ended, live = [[] for _ in range(batch)], torch.ones(batch, dtype=torch.bool)
     for step in range(int(frame_lengths.max())):
-        fused, past = fusion.step(head.embed_step(tokens[:, -1], step), past, cross, fmask)
-        total = (1 - opts.ctc_weight) * head.out(fused).float().log_softmax(-1)
+        logits, state = decoder.step(tokens[:, -1], step, state)
+        total = (1 - opts.ctc_weight) * logits.log_softmax(-1)
         if ctc is not None:
             psi, r_new = ctc.extend(r, tokens[:, -1], owner, torch.full_like(owner, step == 0, dtype=torch.bool))
             total = total + opts.ctc_weight * (psi - prefix[:, None])
@@ -136,7 +159,7 @@ def beam_search(model, frames, frame_lengths, blank: int, opts: SearchOptions, l
         src = torch.zeros(batch * k, dtype=torch.long, device=device).index_copy(0, slot, parent)
         last = torch.full((batch * k,), eos, dtype=torch.long, device=device).index_copy(0, slot, token)
         tokens = torch.cat([tokens[src], last[:, None]], 1)
-        past = [(pk[src], pv[src]) for pk, pv in past]
+        state = decoder.reorder(state, src)
         if lm_state is not None:
             lm_state = tuple(x[:, src] for x in lm_state)
         if ctc is not None:

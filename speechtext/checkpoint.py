@@ -93,6 +93,10 @@ def read_model_dir(path: str):
         meta = json.load(handle)
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: model format {meta.get('format_version')}, this speechtext reads {FORMAT_VERSION}")
+    missing = [f for f in ("config.yaml", "tokenizer.json", WEIGHTS_FILE) if not os.path.isfile(os.path.join(path, f))]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete model directory, {', '.join(missing)} missing; copy the whole "
+                              "directory that training wrote (or its packed archive)")
     import yaml
 
     with open(os.path.join(path, "config.yaml"), encoding="utf-8") as handle:

@@ -89,9 +89,13 @@ def cli() -> None:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=DEFAULTS.precision, show_default=True)
 @click.option("--max-seconds", type=float, default=DEFAULTS.max_seconds, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True,
+              help="onnxruntime: run MODEL_DIR's recogniser exported to ONNX (once, cached); an .onnx MODEL_DIR "
+              "always runs there.")
 @click.option("--progress/--no-progress", default=False)
-def transcribe(model_dir, inputs, fmt, output_dir, device, progress, **options) -> None:
-    """Transcribe audio files, wav.scp lists or data directories with MODEL_DIR.
+def transcribe(model_dir, inputs, fmt, output_dir, device, backend, progress, **options) -> None:
+    """Transcribe audio files, wav.scp lists or data directories with MODEL_DIR (a model directory, its
+    packed archive, or an ONNX export).
 
     One line per input; a bad input is reported on stderr and the rest still run (exit status 1).
     """
@@ -101,7 +105,7 @@ def transcribe(model_dir, inputs, fmt, output_dir, device, progress, **options) 
     if fmt in ("srt", "vtt"):
         opts.timestamps = "word"
     try:
-        pipeline = load_model(model_dir, device=device)
+        pipeline = load_model(model_dir, device=device, backend=backend)
         results = pipeline.transcribe(expand_inputs(inputs), opts, progress=progress)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
@@ -331,6 +335,42 @@ def synthesize(model_dir, texts, text_file, kaldi_text, reference, out_path, out
         click.echo(wav)
     if any(r.error for r in results):
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("model_dir")
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
+@click.option("--quantize", type=click.Choice(["int8"]), default=None, help="int8: dynamic quantization of the "
+              "matrix multiplications (about 4x smaller, faster on CPU).")
+@click.option("-o", "--output", required=True, help="The recogniser graph to write (model.onnx); a model with an "
+              "attention decoder also gets <stem>.decoder.onnx beside it.")
+def export(model_dir, fmt, quantize, output) -> None:
+    """Export MODEL_DIR's recogniser (audio encoder + CTC head, and the attention decoder) to ONNX, with the
+    vocabulary and everything else needed to use it in the ONNX metadata."""
+    from .export import export_onnx
+
+    try:
+        written = export_onnx(model_dir, output, quantize)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for path in written:
+        click.echo(f"{path}\t{os.path.getsize(path) / 1e6:.1f} MB")
+
+
+@cli.command()
+@click.argument("model_dir")
+@click.option("-o", "--output", required=True, help="The archive to write: .tar.gz, .tgz or .tar.")
+@click.option("--results", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="A RESULTS.md to quote in the model card (default: the one found beside the model).")
+def pack(model_dir, output, results) -> None:
+    """Pack MODEL_DIR into one archive with a checksum list and a model card; load_model and every
+    command accept the archive in place of the directory."""
+    from .archive import pack_model
+
+    try:
+        click.echo(pack_model(model_dir, output, results))
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
 
 
 @cli.command("prepare-corpus")

@@ -16,7 +16,9 @@ from . import crossmodal, recognition
 from .checkpoint import build_model, read_model_dir, read_text_vocabularies
 from .config import CommandOptions, TranscribeOptions
 from .recognition import DECODERS, Transcript  # noqa: F401  (re-exported: the public result type)
-from .runner import encode_loaded
+from .beam_search import TorchDecoder
+from .models.audio_encoder import frame_hop, frame_shift
+from .runner import autocast, encode_loaded
 
 
 class SpeechTextPipeline:
@@ -76,13 +78,53 @@ class SpeechTextPipeline:
         """Encoder frames of loaded inputs ``[(index, samples), ...]``: ``((B, T, H), (B,))``."""
         return encode_loaded(self, loaded, precision)
 
+    # What recognition needs of a backend (the ONNX Runtime pipeline has the same four members).
+    @property
+    def heads(self) -> list[str]:
+        """Names of the model's heads (``ctc``, ``attention``, ``command``, ``synthesis``)."""
+        return list(self.model.heads)
 
-def load_model(path: str, device: str = "cpu") -> SpeechTextPipeline:
-    """Load a speechtext model directory, or import a Hugging Face ``*ForCTC`` checkpoint (local directory
-    or hub id), and return a :class:`SpeechTextPipeline`."""
+    def recognition_outputs(self, loaded, precision: str, attention: bool = False):
+        """CTC log-probabilities ``(B, T, V)`` of loaded inputs with ``frame_lengths (B,)``, and with
+        ``attention`` the attention decoder over their frames (for :func:`~speechtext.beam_search.beam_search`)."""
+        frames, frame_lengths = encode_loaded(self, loaded, precision)
+        with torch.inference_mode(), autocast(self.device, precision):
+            log_probs = self.model.heads["ctc"](frames)
+        return log_probs, frame_lengths, TorchDecoder(self.model, frames, frame_lengths) if attention else None
+
+    def frame_timing(self) -> tuple[float, float]:
+        """``(hop, shift)`` seconds: frame ``t`` is centred at ``t * hop + shift + hop / 2``."""
+        return frame_hop(self.model.audio_encoder), frame_shift(self.model.audio_encoder)
+
+    def set_num_threads(self, threads: int) -> None:
+        torch.set_num_threads(threads)
+
+
+def load_model(path: str, device: str = "cpu", backend: str = "torch"):
+    """Load a model and return its pipeline.
+
+    ``path``: a speechtext model directory, a packed archive of one (``speechtext pack``; unpacked once
+    into a cache, its checksums verified), an ``.onnx`` export (``speechtext export``; run with ONNX
+    Runtime), or a Hugging Face ``*ForCTC`` checkpoint (local directory or hub id) to import.
+    ``backend="onnxruntime"`` exports a model directory's recogniser once (cached) and runs it there.
+    Returns a :class:`SpeechTextPipeline`, or an :class:`~speechtext.onnx_backend.OnnxPipeline`.
+    """
+    from .archive import is_archive, open_archive
     from .checkpoint import META_FILE
     from .hf_import import import_hf_ctc
 
+    if backend not in ("torch", "onnxruntime"):
+        raise ValueError(f"backend must be torch or onnxruntime, not {backend!r}")
+    if is_archive(path):
+        path = open_archive(path)
+    if path.endswith(".onnx") and os.path.isfile(path):
+        from .onnx_backend import OnnxPipeline
+
+        return OnnxPipeline(path)
+    if backend == "onnxruntime":
+        from .onnx_backend import OnnxPipeline, cached_export
+
+        return OnnxPipeline(cached_export(path))
     if os.path.isfile(os.path.join(path, META_FILE)):
         config, tokenizer, weights = read_model_dir(path)
         text_tokenizer, intents = read_text_vocabularies(path)

@@ -14,8 +14,7 @@ from .audio import SAMPLE_RATE, AudioError, AudioSpec, load_audio
 from .beam_search import SearchOptions, beam_search
 from .config import TranscribeOptions
 from .decode import ctc_greedy, ctc_prefix_beam_search
-from .models.audio_encoder import frame_hop, frame_shift
-from .runner import autocast, encode_loaded, normalise_inputs, run_batches
+from .runner import normalise_inputs, run_batches
 
 DECODERS = ("greedy", "ctc", "attention", "joint")
 
@@ -49,7 +48,7 @@ def transcribe(pipeline, inputs, options: TranscribeOptions | None = None, progr
     opts = dataclasses.replace(options or TranscribeOptions(), **overrides)
     check_options(pipeline, opts)
     if opts.num_threads:
-        torch.set_num_threads(opts.num_threads)
+        pipeline.set_num_threads(opts.num_threads)
     items, specs = normalise_inputs(inputs, Transcript)
 
     def process(loaded):
@@ -75,7 +74,7 @@ def check_options(pipeline, opts: TranscribeOptions) -> None:
         raise ValueError(f"ctc weight must be between 0 and 1, got {opts.ctc_weight}")
     if opts.lm and opts.decoder not in ("attention", "joint"):
         raise ValueError("an external LM (--lm) is fused in the attention / joint beam search; add --decoder joint")
-    if opts.decoder in ("attention", "joint") and "attention" not in pipeline.model.heads:
+    if opts.decoder in ("attention", "joint") and "attention" not in pipeline.heads:
         raise ValueError(f"{pipeline.path}: this model has no attention decoder (model.heads has no 'attention'); "
                          "decode with --decoder greedy or ctc, or train with heads [ctc, attention]")
     check_chunking(opts.chunk_seconds, opts.stride_seconds)
@@ -97,10 +96,8 @@ def _lm(pipeline, path: str):
 @torch.inference_mode()
 def _decode(pipeline, loaded, opts: TranscribeOptions, offsets=None):
     """Token ids and (with timestamps or ``offsets``, the chunks' start times) words per loaded input."""
-    model = pipeline.model
-    frames, frame_lengths = encode_loaded(pipeline, loaded, opts.precision)
-    with autocast(pipeline.device, opts.precision):
-        log_probs = model.heads["ctc"](frames)
+    attention = opts.decoder in ("attention", "joint")
+    log_probs, frame_lengths, decoder = pipeline.recognition_outputs(loaded, opts.precision, attention)
     blank = pipeline.tokenizer.blank_id
     if opts.decoder == "greedy":
         best = ctc_greedy(log_probs, frame_lengths, blank)
@@ -110,10 +107,10 @@ def _decode(pipeline, loaded, opts: TranscribeOptions, offsets=None):
     else:
         weight = opts.ctc_weight if opts.decoder == "joint" else 0.0
         search = SearchOptions(opts.beam_size, weight, lm_weight=opts.lm_weight if opts.lm else 0.0)
-        best = beam_search(model, frames, frame_lengths, blank, search, lm=_lm(pipeline, opts.lm))
+        best = beam_search(decoder, log_probs, frame_lengths, blank, search, lm=_lm(pipeline, opts.lm))
     words = [None] * len(best)
     if opts.timestamps == "word" or offsets is not None:
-        hop, shift = frame_hop(model.audio_encoder), frame_shift(model.audio_encoder)
+        hop, shift = pipeline.frame_timing()
         for j, (ids, n) in enumerate(zip(best, frame_lengths.tolist())):
             words[j] = _align(pipeline.tokenizer, log_probs[j, :n], ids, hop, shift + (offsets[j] if offsets else 0.0))
     return best, words

@@ -244,6 +244,8 @@ class Trainer:
             torch.set_num_threads(tc.num_threads)
         torch.manual_seed(tc.seed), random.seed(tc.seed), np.random.seed(tc.seed)
         train_data, valid_data = read_data_dir(train_dir), read_data_dir(valid_dir)
+        self.data_summary = {"train_dir": train_dir, "valid_dir": valid_dir, "train_utterances": len(train_data),
+                             "train_hours": round(sum(u.duration or 0.0 for u in train_data) / 3600, 3)}
         self.speakers = sorted({u.speaker for u in train_data if u.speaker})
         self.model = self._build(config, state, train_data).to(ctx.device)
         config = self.config
@@ -412,7 +414,8 @@ class Trainer:
                  if any(k in s for s in running)}
         entry = {"step": self.step, "epoch": self.epoch, "loss": sum(s["loss"] * s["utts"] for s in running) / utts, **heads,
                  "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm,
-                 "audio_x_realtime": sum(s["audio_seconds"] for s in running) * self.ctx.world_size / max(seconds, 1e-9)}
+                 "audio_x_realtime": sum(s["audio_seconds"] for s in running) * self.ctx.world_size / max(seconds, 1e-9),
+                 "utts_per_second": utts * self.ctx.world_size / max(seconds, 1e-9)}
         self.history.append(entry)
         if self.ctx.main:
             log.info("step %(step)d epoch %(epoch)d loss %(loss).3f lr %(lr).2e grad %(grad_norm).2f "
@@ -451,7 +454,8 @@ class Trainer:
         self.model.load_state_dict(average_state_dicts(best), strict=True)
         final = os.path.join(self.out_dir, "final")
         summary = {"averaged": [os.path.basename(p) for p in best], "steps": self.step,
-                   f"best_dev_{self.rank_key}": self.scores[best[0]][0], "precision": self.precision}
+                   f"best_dev_{self.rank_key}": self.scores[best[0]][0], "precision": self.precision,
+                   **self.data_summary}
         save_model_dir(self.model, self.tokenizer, self.config, final, extra={"training": summary},
                        text_tokenizer=self.text_tokenizer, intents=self.intents)
         log.info("averaged %s into %s", ", ".join(summary["averaged"]), final)

@@ -54,6 +54,11 @@ def speech_dir(tmp_path_factory):
     return str(root / "data")
 
 
+def wavs(data_dir: str) -> list[str]:
+    """The audio paths of a data dir's wav.scp, in its order."""
+    return [line.split()[1] for line in open(os.path.join(data_dir, "wav.scp"))]
+
+
 def tiny_config(**train) -> Config:
     values = {"warmup_steps": 2, "max_steps": 6, "valid_interval": 3, "save_interval": 1, "log_interval": 1,
               "average_best": 2, "lr": 3e-3, "amp": "none", **train}
@@ -74,6 +79,17 @@ def tone(seconds: float, rate: int = 16000, channels: int = 1) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     wave = 0.3 * np.sin(2 * np.pi * 220 * t).astype(np.float32)
     return np.stack([wave] * channels, axis=1) if channels > 1 else wave
+
+
+@pytest.fixture(scope="session")
+def hybrid_model(speech_dir, tmp_path_factory):
+    """A model directory with CTC and the attention decoder, trained a few steps."""
+    from speechtext.train import train
+
+    cfg = tiny_config(max_steps=10, valid_interval=5)
+    cfg.model.heads = ["ctc", "attention"]
+    cfg.model.fusion.dim, cfg.model.fusion.ff_dim = 32, 64
+    return train(cfg, speech_dir, speech_dir, str(tmp_path_factory.mktemp("hybrid") / "exp"))
 
 
 def joint_config(**train) -> Config:

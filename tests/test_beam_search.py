@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import speechtext
-from speechtext.beam_search import CTCPrefixScorer, SearchOptions, beam_search
-from conftest import tiny_config
+from speechtext.beam_search import CTCPrefixScorer, SearchOptions, TorchDecoder, beam_search
+from conftest import tiny_config, wavs
 
 
 def brute_prefix(log_probs: torch.Tensor, prefix: tuple, blank: int = 0) -> float:
@@ -55,20 +55,6 @@ def test_padded_frames_do_not_change_prefix_scores():
     assert torch.allclose(first_step(short), first_step(padded), atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def hybrid_model(speech_dir, tmp_path_factory):
-    from speechtext.train import train
-
-    cfg = tiny_config(max_steps=10, valid_interval=5)
-    cfg.model.heads = ["ctc", "attention"]
-    cfg.model.fusion.dim, cfg.model.fusion.ff_dim = 32, 64
-    return train(cfg, speech_dir, speech_dir, str(tmp_path_factory.mktemp("hybrid") / "exp"))
-
-
-def wavs(speech_dir):
-    return [line.split()[1] for line in open(os.path.join(speech_dir, "wav.scp"))]
-
-
 def test_attention_loss_is_logged_and_weighted(hybrid_model):
     rows = [json.loads(line) for line in open(os.path.join(os.path.dirname(hybrid_model), "metrics.jsonl"))]
     first = next(r for r in rows if "attention" in r)
@@ -98,7 +84,9 @@ def test_beam_of_one_without_ctc_is_greedy_attention_decoding(hybrid_model, spee
 
     frames, lengths = model.encode([(i, load_audio(w)) for i, w in enumerate(wavs(speech_dir)[:3])], "fp32")
     with torch.inference_mode():
-        got = beam_search(model.model, frames, lengths, 0, SearchOptions(beam=1, ctc_weight=0.0, end_margin=1e9))
+        log_probs = model.model.heads["ctc"](frames)
+        got = beam_search(TorchDecoder(model.model, frames, lengths), log_probs, lengths, 0,
+                          SearchOptions(beam=1, ctc_weight=0.0, end_margin=1e9))
         assert got == greedy_attention(model.model, frames, lengths)
 
 

@@ -11,17 +11,13 @@ from speechtext.audio import load_audio
 from speechtext.crossmodal import CommandError
 from speechtext.text_tokenizer import TextTokenizerError
 from speechtext.train import train
-from conftest import joint_config
+from conftest import joint_config, wavs
 
 
 @pytest.fixture(scope="module")
 def joint_model(speech_dir, tmp_path_factory):
     return train(joint_config(max_steps=8, valid_interval=4), speech_dir, speech_dir,
                  str(tmp_path_factory.mktemp("joint") / "exp"))
-
-
-def wavs(speech_dir):
-    return [line.split()[1] for line in open(os.path.join(speech_dir, "wav.scp"))]
 
 
 def test_joint_training_logs_every_loss_and_saves_vocabularies(joint_model, speech_dir):

@@ -38,6 +38,10 @@ def test_synth_commands_smoke(tmp_path):
     assert "festival_kdl" in speakers and "piper_joe" in speakers and any(s.startswith("en-") for s in speakers)
     assert not {"kal", "kal16", "awb", "rms", "slt"} & speakers
     assert (recipe / "exp" / "train_smoke" / "loss_curve.png").exists()
+    # Stage 8: the ONNX export decoded beside PyTorch, and the packed model.
+    assert "## exp/train_smoke/onnx" in results and "| test | joint | onnx int8 |" in results
+    assert (recipe / "exp" / "train_smoke" / "onnx" / "model.int8.decoder.onnx").exists()
+    assert (recipe / "exp" / "train_smoke" / "model.tar.gz").stat().st_size > 10000
     # Stages are idempotent: a second run reuses the corpus and the trained model.
     _, again = run_recipe(tmp_path, "--size", "smoke", "--stop-stage", "2")
     assert again.returncode == 0 and "data/ is up to date" in again.stdout and "final exists" in again.stdout

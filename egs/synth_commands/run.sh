@@ -3,7 +3,8 @@
 # Festival's kdl diphones, Piper's neural joe voice); tests on held-out espeak-ng voices, on flite (a
 # synthesiser never trained on) and on a real human voice (test_real_digits), with PocketSphinx and
 # whisper tiny.en measured on the same files. Trains a recogniser from nothing on CPU, then a synthesis
-# head on it (stages 6-7: speech in the voice of a reference recording, scored by judges we did not train).
+# head on it (stages 6-7: speech in the voice of a reference recording, scored by judges we did not train),
+# then exports the recogniser to ONNX (fp32, int8), scores it beside PyTorch and packs the model (stage 8).
 #   bash run.sh                      # the full recipe (~30 min on 2 CPU cores, fp32)
 #   bash run.sh --size smoke         # a minute-long check of every stage
 #   bash run.sh --stage 4            # re-decode and re-score only
@@ -22,3 +23,5 @@ recipes/asr.sh --stage "$stage" --stop-stage "$stop_stage" --ngpu "$ngpu" --data
   --peer-sets "$peers" --results "$results"
 [ -z "$tts_config" ] || recipes/tts.sh --stage "$stage" --stop-stage "$stop_stage" --tts-config "$tts_config" $voices \
   --init-model "exp/$(basename "${train_config%.*}")/final" --train-opts "$train_opts" --results "$results"
+recipes/export.sh --stage "$stage" --stop-stage "$stop_stage" --model "exp/$(basename "${train_config%.*}")/final" \
+  --test-sets test --results "$results"

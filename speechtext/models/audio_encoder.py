@@ -103,26 +103,28 @@ def frame_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def _features(encoder: nn.Module, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def _features(encoder: nn.Module, waveforms: torch.Tensor, lengths: torch.Tensor, batched: bool) -> torch.Tensor:
     # GroupNorm in the first conv layer (wav2vec2-base style) normalises over time, so zero padding
     # would change every frame: such front ends run one utterance at a time at inference.
     group_norm = getattr(encoder.config, "feat_extract_norm", "layer") == "group"
-    if not group_norm or encoder.training or waveforms.shape[0] == 1:
+    if batched or not group_norm or encoder.training or waveforms.shape[0] == 1:
         return encoder.feature_extractor(waveforms).transpose(1, 2)
     parts = [encoder.feature_extractor(w[None, :n]).transpose(1, 2)[0] for w, n in zip(waveforms, lengths.tolist())]
     return nn.utils.rnn.pad_sequence(parts, batch_first=True)
 
 
-def encode_audio(encoder: nn.Module, waveforms: torch.Tensor, lengths: torch.Tensor):
+def encode_audio(encoder: nn.Module, waveforms: torch.Tensor, lengths: torch.Tensor, batched_frontend: bool = False):
     """Run the encoder on padded, normalised waveforms.
 
     Args:
         waveforms: ``(B, S)`` float, zero-padded.
         lengths: ``(B,)`` number of real samples per row.
+        batched_frontend: run a GroupNorm front end over the padded batch at once (exact only for rows
+            of equal length; the ONNX export's graph, whose runtime feeds such models one at a time).
     Returns:
         ``(frames (B, T, H), frame_lengths (B,))``; frames past a row's length are padding.
     """
-    features = _features(encoder, waveforms, lengths)
+    features = _features(encoder, waveforms, lengths, batched_frontend)
     frame_lengths = output_lengths(encoder, lengths)
     mask = frame_mask(frame_lengths, features.shape[1])
     projected = encoder.feature_projection(features)

@@ -17,9 +17,15 @@ from torch import nn
 
 def sinusoids(length: int, dim: int, device=None) -> torch.Tensor:
     """Fixed sinusoidal positions ``(length, dim)``: no length limit, so long chunks decode too."""
-    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
-    rate = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    table = torch.zeros(length, dim, device=device)
+    return sinusoid_rows(torch.arange(length, device=device), dim)
+
+
+def sinusoid_rows(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Rows of the :func:`sinusoids` table at ``positions (P,)``: ``(P, dim)``. Takes the positions as a
+    tensor so that an exported decoder step reads its position as an input."""
+    position = positions.to(torch.float32)[:, None]
+    rate = torch.exp(torch.arange(0, dim, 2, device=positions.device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(positions.shape[0], dim, device=positions.device)
     table[:, 0::2] = torch.sin(position * rate)
     table[:, 1::2] = torch.cos(position * rate[: dim // 2])
     return table
@@ -44,10 +50,11 @@ class AttentionHead(nn.Module):
         fused, _ = fusion(queries, token_lengths, memory, frame_lengths, causal=True, projected=True)
         return self.out(fused).float()
 
-    def embed_step(self, tokens: torch.Tensor, position: int) -> torch.Tensor:
-        """Queries of the newest tokens ``(N,)`` at ``position``: ``(N, 1, Dq)``."""
-        table = sinusoids(position + 1, self.embed.embedding_dim, tokens.device)[position]
-        return (self.embed(tokens) * self.scale + table)[:, None]
+    def embed_step(self, tokens: torch.Tensor, position) -> torch.Tensor:
+        """Queries of the newest tokens ``(N,)`` at ``position`` (an int or a ``(1,)`` tensor): ``(N, 1, Dq)``."""
+        if not torch.is_tensor(position):
+            position = torch.tensor([position], device=tokens.device)
+        return (self.embed(tokens) * self.scale + sinusoid_rows(position, self.embed.embedding_dim))[:, None]
 
     def loss(self, fusion, frames, frame_lengths, targets, target_lengths) -> torch.Tensor:
         """Label-smoothed cross-entropy summed over tokens (and the final ``<eos>``) of the batch.

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Shared deployment stage, run after recipes/asr.sh on its model:
+#   8  export the recogniser to ONNX (fp32 and int8), decode --test-sets through ONNX Runtime with the
+#      same decoders and through PyTorch in fp32 (the reference), score all three side by side with
+#      model sizes and decoding times (recipes/export_results.py: a section of RESULTS.md), then pack
+#      the model directory into one archive with its model card (exp/<tag>/model.tar.gz)
+set -euo pipefail
+stage=8
+stop_stage=100
+model=exp/train/final
+test_sets="test"
+decoders="greedy joint"
+beam=10
+results=RESULTS.md
+. "$(dirname "$0")/parse_options.sh"
+
+exp=$(dirname "$model")
+log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+if run_stage 8; then
+  mkdir -p "$exp/onnx"
+  for q in fp32 int8; do
+    if [ ! -f "$exp/onnx/model.$q.onnx" ]; then
+      log 8 "exporting $model to $exp/onnx/model.$q.onnx"
+      speechtext export "$model" -o "$exp/onnx/model.$q.onnx" $([ $q = int8 ] && echo "--quantize int8")
+    fi
+  done
+  for set in $test_sets; do
+    for decoder in $decoders; do
+      opts="--decoder $decoder"; [ "$decoder" = greedy ] || opts="$opts --beam $beam"
+      for system in torch_fp32 onnx_fp32 onnx_int8; do
+        dir=$exp/decode_${set}_${decoder}_$system
+        [ -f "$dir/hyp.txt" ] && continue
+        mkdir -p "$dir"
+        source=$model; [ "$system" = torch_fp32 ] || source=$exp/onnx/model.${system#onnx_}.onnx
+        log 8 "decoding data/$set with $system ($decoder)"
+        t0=$EPOCHREALTIME
+        speechtext transcribe "$source" "data/$set" --format kaldi --precision fp32 $opts > "$dir/hyp.txt.tmp"
+        echo "$t0 $EPOCHREALTIME" > "$dir/wallclock"
+        mv "$dir/hyp.txt.tmp" "$dir/hyp.txt"
+      done
+    done
+  done
+  python3 "$(dirname "$0")/export_results.py" --model "$model" --sets "$test_sets" --decoders "$decoders" --out "$results"
+  log 8 "packing $model into $exp/model.tar.gz"
+  speechtext pack "$model" -o "$exp/model.tar.gz" --results "$results"
+fi

@@ -1,0 +1,170 @@
+"""Transcription through ONNX Runtime: :class:`OnnxPipeline`, what :func:`speechtext.load_model`
+returns for an ``.onnx`` file written by :func:`speechtext.export.export_onnx`.
+
+It offers recognition only (the graphs hold the recogniser) and runs the very same code as the
+PyTorch pipeline above the model: the batch runner, every decoder (greedy, CTC prefix beam,
+attention and joint beam search, LM fusion), word timestamps, chunking of long inputs, per-input
+errors. Only the model calls differ: the encoder graph gives CTC log-probabilities (and the
+decoder's cross-attention keys and values), :class:`OnnxDecoder` steps the decoder graph.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import torch
+
+from .batching import pad_waveforms
+from .export import MODEL_TYPE, ONNX_FORMAT_VERSION, ExportError
+from .tokenizer import CharTokenizer
+
+
+def _session(path: str, threads: int):
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ExportError(f"{path}: running ONNX models needs onnxruntime: pip install 'speechtext[onnx]'") from exc
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # errors only: the runtime's own warnings are not the user's
+    try:
+        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types for torn or foreign files
+        raise ExportError(f"{path}: cannot load the ONNX model ({exc}); it may be truncated or not an ONNX file") from exc
+
+
+class OnnxDecoder:
+    """The attention decoder graph over one batch, with :class:`~speechtext.beam_search.TorchDecoder`'s
+    interface (``sos_eos``, ``start``, ``step``, ``reorder``) for the shared beam search."""
+
+    def __init__(self, session, meta: dict, cross_kv: np.ndarray, frame_lengths: torch.Tensor):
+        self.session, self.sos_eos, self.cross = session, int(meta["sos_eos"]), cross_kv
+        self.mask = (np.arange(cross_kv.shape[4])[None, :] < frame_lengths.numpy()[:, None])
+        self.past_shape = (int(meta["fusion_layers"]), 2, 0, int(meta["fusion_heads"]), 0, int(meta["fusion_head_dim"]))
+
+    def start(self, owner: torch.Tensor):
+        rows = owner.numpy()
+        past = np.zeros(self.past_shape[:2] + (len(rows),) + self.past_shape[3:], dtype=np.float32)
+        return np.ascontiguousarray(self.cross[:, :, rows]), self.mask[rows], past
+
+    def step(self, last: torch.Tensor, position: int, state):
+        cross, mask, past = state
+        logits, past = self.session.run(None, {"tokens": last.numpy(), "position": np.array([position], dtype=np.int64),
+                                               "past_kv": past, "cross_kv": cross, "frame_mask": mask})
+        return torch.from_numpy(logits), (cross, mask, past)
+
+    def reorder(self, state, src: torch.Tensor):
+        cross, mask, past = state
+        return cross, mask, np.ascontiguousarray(past[:, :, src.numpy()])
+
+
+class OnnxPipeline:
+    """An exported recogniser loaded into ONNX Runtime (CPU). ``transcribe`` behaves as
+    :meth:`speechtext.inference.SpeechTextPipeline.transcribe`."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, path: str, num_threads: int = 0):
+        self.path, self.device, self.cache, self.threads = path, torch.device("cpu"), {}, num_threads
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such ONNX file")
+        self.session = _session(path, num_threads)
+        self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        if self.meta.get("model_type") != MODEL_TYPE:
+            raise ExportError(f"{path}: not a speechtext export (no '{MODEL_TYPE}' model_type in its metadata)")
+        if self.meta.get("speechtext_onnx_format") != str(ONNX_FORMAT_VERSION):
+            raise ExportError(f"{path}: ONNX export format {self.meta.get('speechtext_onnx_format')}, this speechtext "
+                              f"reads {ONNX_FORMAT_VERSION}; export it again with this version")
+        self.tokenizer = CharTokenizer.from_dict(json.loads(self.meta["tokenizer"]))
+        self.normalize = self.meta["normalize_waveform"] == "1"
+        self._decoder = None
+
+    @property
+    def heads(self) -> list[str]:
+        return self.meta["heads"].split(",")
+
+    def frame_timing(self) -> tuple[float, float]:
+        return float(self.meta["frame_hop"]), float(self.meta["frame_shift"])
+
+    def set_num_threads(self, threads: int) -> None:
+        if threads != self.threads:
+            self.threads, self.session, self._decoder = threads, _session(self.path, threads), None
+
+    def decoder_session(self):
+        if self._decoder is None:
+            path = os.path.join(os.path.dirname(os.path.abspath(self.path)), self.meta["decoder_graph"])
+            if not os.path.isfile(path):
+                raise ExportError(f"{self.path}: its decoder graph {path} is missing; keep the two files together")
+            self._decoder = _session(path, self.threads)
+        return self._decoder
+
+    def _run(self, waves: list) -> list[np.ndarray]:
+        waveforms, lengths = pad_waveforms(waves, self.normalize)
+        return self.session.run(None, {"waveforms": waveforms.numpy(), "lengths": lengths.numpy()})
+
+    def recognition_outputs(self, loaded, precision: str, attention: bool = False):
+        """As :meth:`speechtext.inference.SpeechTextPipeline.recognition_outputs`, from the graphs."""
+        if precision == "bf16":
+            raise ValueError(f"{self.path}: the onnxruntime backend runs fp32 or int8 graphs, not bf16; "
+                             "use --precision auto/fp32 (export with --quantize int8 for speed)")
+        waves = [wave for _, wave in loaded]
+        if self.meta["per_utterance_frontend"] == "1" and len(waves) > 1:
+            # GroupNorm front ends normalise over time, so padding would change every frame: one at a time.
+            parts = [self._run([w]) for w in waves]
+            outputs = [_pad_cat([p[k] for p in parts], axis) for k, axis in enumerate((0, 0, 2)[:len(parts[0])])]
+        else:
+            outputs = self._run(waves)
+        log_probs, frame_lengths = torch.from_numpy(outputs[0]), torch.from_numpy(outputs[1])
+        decoder = None
+        if attention:
+            decoder = OnnxDecoder(self.decoder_session(), self.meta, outputs[2], frame_lengths)
+        return log_probs, frame_lengths, decoder
+
+    def transcribe(self, inputs, options=None, progress: bool = False, **overrides):
+        """Transcribe audio inputs; see :meth:`speechtext.inference.SpeechTextPipeline.transcribe`."""
+        from .recognition import transcribe
+
+        return transcribe(self, inputs, options, progress, **overrides)
+
+    def __getattr__(self, name):
+        if name in ("embed_audio", "embed_text", "classify_command", "search_texts", "align", "synthesize", "encode"):
+            raise ExportError(f"{self.path}: an ONNX export holds the recogniser only; {name} needs the model "
+                              "directory (or its archive)")
+        raise AttributeError(name)
+
+
+def cached_export(model_dir: str, quantize: str | None = None) -> str:
+    """The ONNX export of ``model_dir``'s recogniser, made once per model version and kept in the cache
+    (``--backend onnxruntime`` on a model directory). Keyed by the checksums of the model's files."""
+    import hashlib
+
+    from . import __version__
+    from .archive import cache_dir, sha256
+    from .checkpoint import read_model_dir
+    from .export import export_onnx
+
+    read_model_dir(model_dir)  # a clear error for an incomplete or foreign directory, before any work
+    key = hashlib.sha256(f"{__version__} {ONNX_FORMAT_VERSION} {quantize}".encode())
+    for name in sorted(os.listdir(model_dir)):
+        if os.path.isfile(os.path.join(model_dir, name)):
+            key.update(f"{name} {sha256(os.path.join(model_dir, name))}".encode())
+    path = os.path.join(cache_dir("onnx"), key.hexdigest()[:32], "model.onnx")
+    if not os.path.isfile(path):
+        export_onnx(model_dir, path, quantize)
+    return path
+
+
+def _pad_cat(arrays: list[np.ndarray], axis: int) -> np.ndarray:
+    """Concatenate per-utterance outputs along the batch ``axis``, zero-padding the time axis after it."""
+    if arrays[0].ndim == 1:
+        return np.concatenate(arrays)
+    time_axis = axis + 1 if axis == 0 else 4
+    longest = max(a.shape[time_axis] for a in arrays)
+    padded = []
+    for a in arrays:
+        widths = [(0, 0)] * a.ndim
+        widths[time_axis] = (0, longest - a.shape[time_axis])
+        padded.append(np.pad(a, widths))
+    return np.concatenate(padded, axis=axis)
