@@ -16,7 +16,6 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 import torch
 
 SENTENCES = ["turn on the kitchen lights", "stop the music", "move forward two meters", "call five one two three",

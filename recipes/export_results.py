@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import glob
 import os
 import sys
 
@@ -28,8 +29,8 @@ def _seconds(directory: str) -> float:
 
 
 def _size(path: str) -> float:
-    stem = path[:-5]
-    return sum(os.path.getsize(p) for p in (path, f"{stem}.decoder.onnx") if os.path.exists(p)) / 1e6
+    """MB of the recogniser graph and the other graphs of its export (<stem>.<part>.onnx)."""
+    return sum(os.path.getsize(p) for p in [path, *glob.glob(f"{path[:-5]}.*.onnx")]) / 1e6
 
 
 def main() -> None:
@@ -62,7 +63,7 @@ def main() -> None:
         "| test set | decoder | system | WER % | vs PyTorch fp32 | transcripts differing from PyTorch fp32 | seconds |",
         "|---|---|---|---|---|---|---|", *rows, "",
         f"- sizes: PyTorch weights {weights:.1f} MB; ONNX fp32 {sizes['fp32']:.1f} MB; ONNX int8 {sizes['int8']:.1f} MB "
-        f"({sizes['fp32'] / max(sizes['int8'], 1e-9):.1f}x smaller than fp32); recogniser and decoder graphs together",
+        f"({sizes['fp32'] / max(sizes['int8'], 1e-9):.1f}x smaller than fp32); all graphs of the export together",
         f"- one-file archive: `{exp}/model.tar.gz` (`speechtext pack`)", "", "",
     ]
     write_section(args.out, f"{exp}/onnx", "\n".join(section))

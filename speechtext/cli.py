@@ -169,12 +169,16 @@ def score(ref_text, hyp_text, out_dir) -> None:
 @click.option("--resume", is_flag=True, help="Continue a stopped run from OUT_DIR/last.pt.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.lr=1e-3.")
 def train(config_path, train_dir, valid_dir, out_dir, resume, sets) -> None:
-    """Train a model; the final (checkpoint-averaged) model lands in OUT_DIR/final."""
+    """Train a model; the final (checkpoint-averaged) model lands in OUT_DIR/final.
+
+    SIGTERM or SIGUSR1 stops it at the next step with last.pt written and exit status 75 (requeue,
+    then --resume)."""
     import yaml
 
     from .checkpoint import CheckpointError
     from .config import ConfigError, load_config
     from .data import DataDirError
+    from .train import PREEMPTED_EXIT, Preempted
     from .train import train as run_training
 
     bad = [s for s in sets if "=" not in s]
@@ -186,6 +190,9 @@ def train(config_path, train_dir, valid_dir, out_dir, resume, sets) -> None:
         final = run_training(config, train_dir, valid_dir, out_dir, resume=resume)
     except (ConfigError, DataDirError, CheckpointError) as exc:
         _fail(str(exc))
+    except Preempted as exc:
+        click.echo(f"speechtext: preempted: {exc}; run again with --resume (exit status {PREEMPTED_EXIT})", err=True)
+        sys.exit(PREEMPTED_EXIT)
     if final:
         click.echo(final)
 
@@ -246,7 +253,10 @@ def command(model_dir, args, commands_file, threshold, acoustic_weight, fmt, plo
             click.echo(f"{r.source}\t{r.command}\t{r.score:.3f}\t{r.runner_up}\t{r.runner_up_score}")
         if plot_attention and not r.error and commands and r.command != "<none>":
             path = plot_attention if len(results) == 1 else plot_attention.replace(".png", f"-{r.id}.png")
-            plot_command_attention(pipeline, r.source, r.command, path)
+            try:
+                plot_command_attention(pipeline, r.source, r.command, path)
+            except ValueError as exc:  # e.g. an ONNX export, whose graphs do not give attention maps
+                _fail(str(exc))
     if any(r.error for r in results):
         sys.exit(1)
 
@@ -342,11 +352,12 @@ def synthesize(model_dir, texts, text_file, kaldi_text, reference, out_path, out
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
 @click.option("--quantize", type=click.Choice(["int8"]), default=None, help="int8: dynamic quantization of the "
               "matrix multiplications (about 4x smaller, faster on CPU).")
-@click.option("-o", "--output", required=True, help="The recogniser graph to write (model.onnx); a model with an "
-              "attention decoder also gets <stem>.decoder.onnx beside it.")
+@click.option("-o", "--output", required=True, help="The recogniser graph to write (model.onnx); beside it "
+              "<stem>.decoder.onnx for an attention decoder, <stem>.text.onnx and <stem>.command.onnx for a command head.")
 def export(model_dir, fmt, quantize, output) -> None:
-    """Export MODEL_DIR's recogniser (audio encoder + CTC head, and the attention decoder) to ONNX, with the
-    vocabulary and everything else needed to use it in the ONNX metadata."""
+    """Export MODEL_DIR's recogniser (audio encoder + CTC head, the attention decoder) and command head
+    (text encoder, fusion match) to ONNX, with the vocabularies and everything else needed to use them
+    in the ONNX metadata."""
     from .export import export_onnx
 
     try:

@@ -1,7 +1,9 @@
 """Cross-modal use of a loaded model: embeddings of the shared space and voice-command recognition.
 
-The functions take a :class:`~speechtext.inference.SpeechTextPipeline`; the pipeline exposes them as
-``embed_audio``, ``embed_text`` and ``classify_command``.
+The functions take a pipeline (:class:`~speechtext.inference.SpeechTextPipeline`, or the ONNX Runtime
+one) and reach its model only through four calls: ``audio_outputs``, ``text_outputs``, ``match_scores``
+and ``logit_scale``. The pipeline exposes them as ``embed_audio``, ``embed_text``, ``classify_command``
+and ``search_texts``.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 import torch
 
 from .config import CommandOptions, TranscribeOptions
+from .models.model import ctc_log_likelihood
 from .runner import encode_loaded, normalise_inputs, run_batches
 
 
@@ -69,7 +72,7 @@ class _Candidates:
 
 
 def _require_text(pipeline) -> None:
-    if getattr(pipeline.model, "text_encoder", None) is None:
+    if pipeline.text_tokenizer is None:
         raise CommandError(f"{pipeline.path}: this model has no text encoder; train one with model.text_encoder set")
 
 
@@ -80,9 +83,7 @@ def embed_audio(pipeline, inputs, options: TranscribeOptions | None = None, prog
     items, specs = normalise_inputs(inputs, AudioEmbedding)
 
     def process(loaded):
-        frames, lengths = encode_loaded(pipeline, loaded, opts.precision)
-        with torch.inference_mode():
-            vectors = pipeline.model.embed_frames(frames, lengths).cpu().numpy()
+        vectors = pipeline.audio_outputs(loaded, opts.precision, ("vectors",))["vectors"].cpu().numpy()
         for (i, _), vector in zip(loaded, vectors):
             items[i].vector = vector
 
@@ -93,7 +94,7 @@ def embed_audio(pipeline, inputs, options: TranscribeOptions | None = None, prog
 @torch.inference_mode()
 def _text_states(pipeline, texts: list[str]):
     ids, lengths = pipeline.text_tokenizer.encode(texts)
-    states, vectors = pipeline.model.encode_texts(ids.to(pipeline.device), lengths.to(pipeline.device))
+    states, vectors = pipeline.text_outputs(ids.to(pipeline.device), lengths.to(pipeline.device))
     return states, lengths.to(pipeline.device), vectors
 
 
@@ -122,23 +123,28 @@ def check_commands(commands) -> list[str]:
 def _candidates(pipeline, texts: list[str]) -> _Candidates:
     states, lengths, vectors = _text_states(pipeline, texts)
     targets = target_lengths = None
-    if "ctc" in pipeline.model.heads:
+    if "ctc" in pipeline.heads:
         spelled = [torch.tensor(pipeline.tokenizer.encode(t), dtype=torch.long) for t in texts]
         target_lengths = torch.tensor([len(x) for x in spelled], device=pipeline.device)
         targets = torch.nn.utils.rnn.pad_sequence(spelled, batch_first=True).to(pipeline.device)
     return _Candidates(states, lengths, vectors, targets, target_lengths)
 
 
+def _audio_needs(acoustic_weight: float, cands: _Candidates) -> tuple[str, ...]:
+    return ("vectors", "log_probs") if acoustic_weight and cands.targets is not None else ("vectors",)
+
+
 @torch.inference_mode()
-def _pair_scores(pipeline, frames, lengths, audio_vectors, cands: _Candidates, pairs, acoustic_weight: float):
+def _pair_scores(pipeline, audio: dict, cands: _Candidates, pairs, acoustic_weight: float):
     """Full score of (audio, text) ``pairs (P, 2)``: fusion match + scaled cosine + ``acoustic_weight`` x
-    the CTC log-likelihood of the text's spelling (what lets unseen phrasings be told apart), ``(P,)``."""
-    model = pipeline.model
-    scores = model.command_scores(frames, lengths, audio_vectors, cands.states, cands.lengths, cands.vectors, pairs)
-    if acoustic_weight and cands.targets is not None:
-        log_probs = model.heads["ctc"](frames)
-        scores = scores + acoustic_weight * model.text_log_likelihood(log_probs, lengths, cands.targets,
-                                                                      cands.target_lengths, pairs)
+    the CTC log-likelihood of the text's spelling (what lets unseen phrasings be told apart), ``(P,)``.
+    ``audio``: :meth:`audio_outputs` of the batch."""
+    frames, lengths, vectors = audio["frames"], audio["lengths"], audio["vectors"]
+    scores = pipeline.match_scores(frames, lengths, cands.states, cands.lengths, pairs)
+    scores = scores + pipeline.logit_scale() * (vectors[pairs[:, 0]] * cands.vectors[pairs[:, 1]]).sum(-1)
+    if "log_probs" in audio:
+        scores = scores + acoustic_weight * ctc_log_likelihood(audio["log_probs"], lengths, cands.targets,
+                                                               cands.target_lengths, pairs, pipeline.tokenizer.blank_id)
     return scores
 
 
@@ -157,18 +163,16 @@ def classify_command(pipeline, inputs, commands=None, threshold: float | None = 
     items, specs = normalise_inputs(inputs, CommandResult)
 
     def process(loaded):
-        frames, lengths = encode_loaded(pipeline, loaded, opts.precision)
-        with torch.inference_mode():
-            if commands is None:
-                logits = pipeline.model.heads["command"].intent_logits(pipeline.model.fusion, frames, lengths)
-                probs, labels, similarity = logits.softmax(-1), pipeline.intents, None
-            else:
-                audio_vectors = pipeline.model.embed_frames(frames, lengths)
-                batch, count = frames.shape[0], len(commands)
-                pairs = torch.cartesian_prod(torch.arange(batch), torch.arange(count)).to(frames.device)
-                scores = _pair_scores(pipeline, frames, lengths, audio_vectors, cands, pairs, acoustic_weight)
-                probs, similarity = scores.view(batch, count).softmax(-1), audio_vectors @ cands.vectors.t()
-                labels = commands
+        if commands is None:
+            logits = pipeline.audio_outputs(loaded, opts.precision, ("intent_logits",))["intent_logits"]
+            probs, labels, similarity = logits.softmax(-1), pipeline.intents, None
+        else:
+            audio = pipeline.audio_outputs(loaded, opts.precision, _audio_needs(acoustic_weight, cands))
+            batch, count = len(loaded), len(commands)
+            pairs = torch.cartesian_prod(torch.arange(batch), torch.arange(count)).to(pipeline.device)
+            scores = _pair_scores(pipeline, audio, cands, pairs, acoustic_weight)
+            probs, similarity = scores.view(batch, count).softmax(-1), audio["vectors"] @ cands.vectors.t()
+            labels = commands
         _fill(items, loaded, probs, labels, similarity, threshold)
 
     run_batches(items, specs, opts, process, progress)
@@ -189,14 +193,12 @@ def search_texts(pipeline, inputs, texts: list[str], top_k: int = 5, shortlist: 
     items, specs = normalise_inputs(inputs, TextMatches)
 
     def process(loaded):
-        frames, lengths = encode_loaded(pipeline, loaded, opts.precision)
-        with torch.inference_mode():
-            audio_vectors = pipeline.model.embed_frames(frames, lengths)
-            near = (audio_vectors @ cands.vectors.t()).topk(min(shortlist, len(texts)), dim=-1).indices  # (B, S)
-            rows = torch.arange(len(loaded), device=near.device).repeat_interleave(near.shape[1])
-            pairs = torch.stack([rows, near.flatten()], -1)
-            scores = _pair_scores(pipeline, frames, lengths, audio_vectors, cands, pairs, acoustic_weight)
-            best = scores.view(near.shape).topk(min(top_k, near.shape[1]), dim=-1)
+        audio = pipeline.audio_outputs(loaded, opts.precision, _audio_needs(acoustic_weight, cands))
+        near = (audio["vectors"] @ cands.vectors.t()).topk(min(shortlist, len(texts)), dim=-1).indices  # (B, S)
+        rows = torch.arange(len(loaded), device=near.device).repeat_interleave(near.shape[1])
+        pairs = torch.stack([rows, near.flatten()], -1)
+        scores = _pair_scores(pipeline, audio, cands, pairs, acoustic_weight)
+        best = scores.view(near.shape).topk(min(top_k, near.shape[1]), dim=-1)
         for row, (i, _) in enumerate(loaded):
             chosen = near[row, best.indices[row]].tolist()
             items[i].texts = [texts[j] for j in chosen]

@@ -1,21 +1,26 @@
-"""ONNX export of the recogniser: :func:`export_onnx` (``speechtext export``).
+"""ONNX export of the recogniser and the command head: :func:`export_onnx` (``speechtext export``).
 
-Two graphs, as icefall's and sherpa-onnx's exports split theirs:
+Separate graphs, as icefall's and sherpa-onnx's exports split theirs:
 
 * ``model.onnx``, the **recogniser**: ``waveforms (B, S)`` float32 (already normalised as the
   model expects, zero-padded) and ``lengths (B,)`` int64 → ``log_probs (B, T, V)`` of the CTC head,
-  ``frame_lengths (B,)``, and for a model with an attention decoder ``cross_kv (layers, 2, B, heads,
-  T, d)``: every fusion layer's cross-attention keys and values over the frames, computed once.
-* ``model.decoder.onnx``, the attention decoder's **incremental step** (only for models that have
-  one): ``tokens (N,)``, ``position (1,)``, ``past_kv (layers, 2, N, heads, L, d)`` (L = 0 at the
-  first step), ``cross_kv`` rows of the hypotheses, ``frame_mask (N, T)`` bool → ``logits (N, V + 1)``
-  and ``new_past_kv`` with ``L + 1`` positions.
+  ``frame_lengths (B,)``; for a model with an attention decoder also ``cross_kv (layers, 2, B, heads,
+  T, d)``, every fusion layer's cross-attention keys and values over the frames, computed once; for
+  a model with a command head also ``frames (B, T, H)``, ``audio_vectors (B, D)`` (shared space) and
+  ``intent_logits (B, I)``.
+* ``model.decoder.onnx``, the attention decoder's **incremental step**: ``tokens (N,)``, ``position
+  (1,)``, ``past_kv (layers, 2, N, heads, L, d)`` (L = 0 at the first step), ``cross_kv`` rows of the
+  hypotheses, ``frame_mask (N, T)`` bool → ``logits (N, V + 1)`` and ``new_past_kv`` (L + 1 positions).
+* ``model.text.onnx``, the **text encoder**: ``ids (N, L)``, ``lengths (N,)`` → ``states (N, L, Ht)``,
+  ``vectors (N, D)``; and ``model.command.onnx``, the command head's **fusion match**: ``frames``,
+  ``frame_lengths``, text ``states`` / ``text_lengths`` of P rows and the ``audio_index (P,)`` of each
+  → ``match (P,)``.
 
-Batch, time and (decoder) past axes are dynamic. Everything needed to use the graphs rides in the
-recogniser's ONNX metadata (:data:`METADATA_KEYS`): the vocabulary, sample rate, frame hop and shift,
-waveform normalisation, the decoder graph's file name, the format version. ``--quantize int8``
-applies ONNX Runtime's dynamic quantization (int8 weights, activations quantized per call) to the
-matrix multiplications; the convolutions of the front end stay fp32.
+Batch, time, token and cache axes are dynamic. Everything needed to use the graphs rides in the
+recogniser's ONNX metadata (:data:`METADATA_KEYS`): the vocabularies (recogniser and text), intents,
+sample rate, frame hop and shift, waveform normalisation, the other graphs' file names, the
+shared space's scale, the format version. ``--quantize int8`` applies ONNX Runtime's dynamic
+quantization (int8 weights, activations quantized per call) to the matrix multiplications.
 """
 from __future__ import annotations
 
@@ -36,8 +41,9 @@ from .models.audio_encoder import encode_audio
 ONNX_FORMAT_VERSION = 1
 MODEL_TYPE = "speechtext-recogniser"
 METADATA_KEYS = ("speechtext_onnx_format", "model_type", "speechtext_version", "tokenizer", "sample_rate",
-                 "frame_hop", "frame_shift", "normalize_waveform", "per_utterance_frontend", "heads",
-                 "decoder_graph", "sos_eos", "fusion_layers", "fusion_heads", "fusion_head_dim", "quantization")
+                 "frame_hop", "frame_shift", "normalize_waveform", "per_utterance_frontend", "heads", "graphs",
+                 "outputs", "quantization", "sos_eos", "fusion_layers", "fusion_heads", "fusion_head_dim",
+                 "text_tokenizer", "intents", "logit_scale")
 OPSET = 18
 
 
@@ -79,19 +85,52 @@ class _UnfoldedFrontEnd(nn.Module):
         return x.transpose(1, 2)
 
 
+def recogniser_outputs(model) -> list[str]:
+    """Output names of the recogniser graph of ``model``: what its heads need downstream."""
+    names = ["log_probs", "frame_lengths"] + (["cross_kv"] if "attention" in model.heads else [])
+    if "command" in model.heads:
+        names += ["frames", "audio_vectors"] + (["intent_logits"] if model.heads["command"].intent is not None else [])
+    return names
+
+
 class _Recogniser(nn.Module):
-    def __init__(self, model, attention: bool):
+    def __init__(self, model, outputs: list[str]):
         super().__init__()
-        self.model, self.attention = model, attention
+        self.model, self.outputs = model, outputs
 
     def forward(self, waveforms, lengths):
-        frames, frame_lengths = encode_audio(self.model.audio_encoder, waveforms, lengths, batched_frontend=True)
-        log_probs = self.model.heads["ctc"](frames)
-        if not self.attention:
-            return log_probs, frame_lengths
-        fusion = self.model.fusion
-        cross = fusion.cross_cache(fusion.frame_in(frames))
-        return log_probs, frame_lengths, torch.stack([torch.stack(kv) for kv in cross])
+        model = self.model
+        frames, frame_lengths = encode_audio(model.audio_encoder, waveforms, lengths, batched_frontend=True)
+        out = {"log_probs": model.heads["ctc"](frames), "frame_lengths": frame_lengths, "frames": frames}
+        if "cross_kv" in self.outputs:
+            cross = model.fusion.cross_cache(model.fusion.frame_in(frames))
+            out["cross_kv"] = torch.stack([torch.stack(kv) for kv in cross])
+        if "audio_vectors" in self.outputs:
+            out["audio_vectors"] = model.embed_frames(frames, frame_lengths)
+        if "intent_logits" in self.outputs:
+            out["intent_logits"] = model.heads["command"].intent_logits(model.fusion, frames, frame_lengths)
+        return tuple(out[name] for name in self.outputs)
+
+
+class _TextEncoder(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids, lengths):
+        return self.model.encode_texts(ids, lengths)
+
+
+class _CommandMatch(nn.Module):
+    """The command head's fusion match of text rows over the frames of ``audio_index`` (one per row)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.head, self.fusion = model.heads["command"], model.fusion
+
+    def forward(self, frames, frame_lengths, states, text_lengths, audio_index):
+        pairs = torch.stack([audio_index, torch.arange(audio_index.shape[0])], -1)
+        return self.head.pair_scores(self.fusion, states, text_lengths, frames, frame_lengths, pairs)
 
 
 class _DecoderStep(nn.Module):
@@ -106,10 +145,11 @@ class _DecoderStep(nn.Module):
         return self.head.out(fused).float(), torch.stack([torch.stack(kv) for kv in new])
 
 
-def decoder_path(model_path: str) -> str:
-    """Where the decoder graph of the recogniser graph ``model_path`` is written: ``<stem>.decoder.onnx``."""
+def graph_path(model_path: str, part: str) -> str:
+    """Where graph ``part`` (decoder, text, command) of the recogniser graph ``model_path`` is written:
+    ``<stem>.<part>.onnx`` beside it."""
     stem = model_path[:-5] if model_path.endswith(".onnx") else model_path
-    return f"{stem}.decoder.onnx"
+    return f"{stem}.{part}.onnx"
 
 
 def _export(module, args, path: str, names: tuple[list[str], list[str]], dynamic: dict) -> None:
@@ -122,13 +162,31 @@ def _export(module, args, path: str, names: tuple[list[str], list[str]], dynamic
             raise ExportError(f"ONNX export of {type(module).__name__} failed: {exc}\n{chatter.getvalue()}") from exc
 
 
-def _export_recogniser(model, path: str, attention: bool) -> None:
+def _export_recogniser(model, path: str) -> None:
     batch, samples = torch.export.Dim("batch"), torch.export.Dim("samples", min=1600, max=16000 * 3600)
     waves = torch.randn(2, 32000)
     lengths = torch.tensor([32000, 24000])
-    outputs = ["log_probs", "frame_lengths"] + (["cross_kv"] if attention else [])
-    _export(_Recogniser(model, attention).eval(), (waves, lengths), path, (["waveforms", "lengths"], outputs),
+    outputs = recogniser_outputs(model)
+    _export(_Recogniser(model, outputs).eval(), (waves, lengths), path, (["waveforms", "lengths"], outputs),
             {"waveforms": {0: batch, 1: samples}, "lengths": {0: batch}})
+
+
+def _export_text(model, path: str) -> None:
+    n, length = torch.export.Dim("texts"), torch.export.Dim("tokens", max=512)
+    args = (torch.tensor([[2, 5, 6, 3], [2, 7, 3, 0]]), torch.tensor([4, 3]))
+    _export(_TextEncoder(model).eval(), args, path, (["ids", "lengths"], ["states", "vectors"]),
+            {"ids": {0: n, 1: length}, "lengths": {0: n}})
+
+
+def _export_command(model, path: str) -> None:
+    hidden, text_dim = model.audio_encoder.config.hidden_size, model.text_encoder.config.hidden_size
+    batch, frames, rows, tokens = (torch.export.Dim(name) for name in ("batch", "frames", "rows", "tokens"))
+    args = (torch.randn(2, 7, hidden), torch.tensor([7, 5]), torch.randn(3, 4, text_dim), torch.tensor([4, 2, 3]),
+            torch.tensor([0, 1, 1]))
+    names = (["frames", "frame_lengths", "states", "text_lengths", "audio_index"], ["match"])
+    _export(_CommandMatch(model).eval(), args, path, names,
+            {"frames": {0: batch, 1: frames}, "frame_lengths": {0: batch}, "states": {0: rows, 1: tokens},
+             "text_lengths": {0: rows}, "audio_index": {0: rows}})
 
 
 def _export_decoder(model, path: str) -> None:
@@ -144,7 +202,7 @@ def _export_decoder(model, path: str) -> None:
              "frame_mask": {0: n, 1: frames}})
 
 
-def _metadata(pipeline, decoder_file: str, quantize: str | None) -> dict[str, str]:
+def _metadata(pipeline, graphs: dict[str, str], quantize: str | None) -> dict[str, str]:
     model = pipeline.model
     hop, shift = pipeline.frame_timing()
     meta = {"speechtext_onnx_format": str(ONNX_FORMAT_VERSION), "model_type": MODEL_TYPE,
@@ -152,9 +210,12 @@ def _metadata(pipeline, decoder_file: str, quantize: str | None) -> dict[str, st
             "sample_rate": "16000", "frame_hop": repr(hop), "frame_shift": repr(shift),
             "normalize_waveform": str(int(pipeline.config.model.normalize_waveform)),
             "per_utterance_frontend": str(int(getattr(model.audio_encoder.config, "feat_extract_norm", "") == "group")),
-            "heads": ",".join(h for h in ("ctc", "attention") if h in model.heads), "decoder_graph": decoder_file,
-            "quantization": quantize or "none"}
-    if decoder_file:
+            "heads": ",".join(h for h in ("ctc", "attention", "command") if h in model.heads),
+            "graphs": json.dumps(graphs), "outputs": ",".join(recogniser_outputs(model)), "quantization": quantize or "none"}
+    if "command" in model.heads:
+        meta.update(text_tokenizer=pipeline.text_tokenizer.to_json(), intents=json.dumps(pipeline.intents or []),
+                    logit_scale=repr(float(model.shared_space.scale().detach())))
+    if "decoder" in graphs:
         attn = model.fusion.layers[0].cross_attn
         meta.update(sos_eos=str(model.heads["attention"].sos_eos), fusion_layers=str(len(model.fusion.layers)),
                     fusion_heads=str(attn.num_heads), fusion_head_dim=str(attn.embed_dim // attn.num_heads))
@@ -211,7 +272,8 @@ def _finish(tmp: str, path: str, meta: dict[str, str] | None, quantize: str | No
 
 def export_onnx(model_dir: str, output: str, quantize: str | None = None) -> list[str]:
     """Export the recogniser of ``model_dir`` (a speechtext model directory or archive) to ONNX at
-    ``output``, plus ``<stem>.decoder.onnx`` when the model has an attention decoder. ``quantize``:
+    ``output``, plus ``<stem>.decoder.onnx`` when the model has an attention decoder and
+    ``<stem>.text.onnx`` + ``<stem>.command.onnx`` when it has a command head. ``quantize``:
     ``None`` (fp32) or ``"int8"``. Returns the paths written."""
     from .inference import load_model
 
@@ -229,18 +291,20 @@ def export_onnx(model_dir: str, output: str, quantize: str | None = None) -> lis
     if "ctc" not in pipeline.model.heads:
         raise ExportError(f"{model_dir}: this model has no CTC head (heads: {', '.join(pipeline.model.heads)}); "
                           "only the recogniser is exported")
-    model, attention = pipeline.model.float().eval(), "attention" in pipeline.model.heads
+    model = pipeline.model.float().eval()
     if quantize == "int8":  # in fp32, ONNX Runtime's Conv is the faster of the two
         model.audio_encoder.feature_extractor = _UnfoldedFrontEnd(model.audio_encoder.feature_extractor)
     directory = os.path.dirname(os.path.abspath(output))
     os.makedirs(directory, exist_ok=True)
-    written, decoder_file = [], os.path.basename(decoder_path(output)) if attention else ""
+    parts = {"decoder": _export_decoder} if "attention" in model.heads else {}
+    if "command" in model.heads:
+        parts.update(text=_export_text, command=_export_command)
+    graphs = {part: os.path.basename(graph_path(output, part)) for part in parts}
     with tempfile.TemporaryDirectory(dir=directory, prefix=".export-") as tmp:
-        if attention:
-            _export_decoder(model, os.path.join(tmp, "decoder.onnx"))
-            _finish(os.path.join(tmp, "decoder.onnx"), decoder_path(output), None, quantize)
-            written.append(decoder_path(output))
-        _export_recogniser(model, os.path.join(tmp, "model.onnx"), attention)
-        _finish(os.path.join(tmp, "model.onnx"), output, _metadata(pipeline, decoder_file, quantize), quantize,
+        for part, export in parts.items():
+            export(model, os.path.join(tmp, f"{part}.onnx"))
+            _finish(os.path.join(tmp, f"{part}.onnx"), graph_path(output, part), None, quantize)
+        _export_recogniser(model, os.path.join(tmp, "model.onnx"))
+        _finish(os.path.join(tmp, "model.onnx"), output, _metadata(pipeline, graphs, quantize), quantize,
                 model.audio_encoder.config)
-    return [output] + written
+    return [output] + [graph_path(output, part) for part in parts]

@@ -99,6 +99,35 @@ class SpeechTextPipeline:
     def set_num_threads(self, threads: int) -> None:
         torch.set_num_threads(threads)
 
+    # What the shared space and the command head need of a backend (see speechtext.crossmodal).
+    @torch.inference_mode()
+    def audio_outputs(self, loaded, precision: str, want=("vectors",)) -> dict:
+        """``frames (B, T, H)`` and ``lengths (B,)`` of loaded inputs, and those of ``vectors`` (shared
+        space, ``(B, D)``), ``intent_logits (B, I)`` and ``log_probs (B, T, V)`` that ``want`` names."""
+        frames, lengths = encode_loaded(self, loaded, precision)
+        out, model = {"frames": frames, "lengths": lengths}, self.model
+        if "vectors" in want:
+            out["vectors"] = model.embed_frames(frames, lengths)
+        if "intent_logits" in want:
+            out["intent_logits"] = model.heads["command"].intent_logits(model.fusion, frames, lengths)
+        if "log_probs" in want:
+            out["log_probs"] = model.heads["ctc"](frames)
+        return out
+
+    @torch.inference_mode()
+    def text_outputs(self, ids: torch.Tensor, lengths: torch.Tensor):
+        """Text-encoder states ``(N, L, Ht)`` and shared-space vectors ``(N, D)`` of token ids ``(N, L)``."""
+        return self.model.encode_texts(ids, lengths)
+
+    @torch.inference_mode()
+    def match_scores(self, frames, lengths, states, text_lengths, pairs) -> torch.Tensor:
+        """The command head's fusion match of (audio, text) ``pairs (P, 2)``: ``(P,)``."""
+        return self.model.heads["command"].pair_scores(self.model.fusion, states, text_lengths, frames, lengths, pairs)
+
+    def logit_scale(self) -> torch.Tensor:
+        """CLIP's learned scale of shared-space cosines."""
+        return self.model.shared_space.scale()
+
 
 def load_model(path: str, device: str = "cpu", backend: str = "torch"):
     """Load a model and return its pipeline.

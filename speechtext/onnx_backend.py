@@ -1,11 +1,13 @@
-"""Transcription through ONNX Runtime: :class:`OnnxPipeline`, what :func:`speechtext.load_model`
-returns for an ``.onnx`` file written by :func:`speechtext.export.export_onnx`.
+"""Inference through ONNX Runtime: :class:`OnnxPipeline`, what :func:`speechtext.load_model` returns
+for an ``.onnx`` file written by :func:`speechtext.export.export_onnx`.
 
-It offers recognition only (the graphs hold the recogniser) and runs the very same code as the
-PyTorch pipeline above the model: the batch runner, every decoder (greedy, CTC prefix beam,
-attention and joint beam search, LM fusion), word timestamps, chunking of long inputs, per-input
-errors. Only the model calls differ: the encoder graph gives CTC log-probabilities (and the
-decoder's cross-attention keys and values), :class:`OnnxDecoder` steps the decoder graph.
+It offers recognition and (for models with a command head) commands and the shared space, and runs
+the very same code as the PyTorch pipeline above the model: the batch runner, every decoder (greedy,
+CTC prefix beam, attention and joint beam search, LM fusion), word timestamps, chunking of long
+inputs, command scoring, per-input errors. Only the model calls differ: the recogniser graph gives
+CTC log-probabilities (and the decoder's cross-attention keys and values, the frames, the audio's
+shared-space vector and intent logits), :class:`OnnxDecoder` steps the decoder graph, and the text
+and command graphs encode texts and match them against the frames.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import os
 import numpy as np
 import torch
 
+from . import crossmodal
 from .batching import pad_waveforms
+from .config import CommandOptions
 from .export import MODEL_TYPE, ONNX_FORMAT_VERSION, ExportError
 from .tokenizer import CharTokenizer
 
@@ -61,8 +65,9 @@ class OnnxDecoder:
 
 
 class OnnxPipeline:
-    """An exported recogniser loaded into ONNX Runtime (CPU). ``transcribe`` behaves as
-    :meth:`speechtext.inference.SpeechTextPipeline.transcribe`."""
+    """An export loaded into ONNX Runtime (CPU). ``transcribe`` behaves as
+    :meth:`speechtext.inference.SpeechTextPipeline.transcribe`; with a command head's graphs, so do
+    ``classify_command``, ``embed_audio``, ``embed_text`` and ``search_texts``."""
 
     backend = "onnxruntime"
 
@@ -79,7 +84,13 @@ class OnnxPipeline:
                               f"reads {ONNX_FORMAT_VERSION}; export it again with this version")
         self.tokenizer = CharTokenizer.from_dict(json.loads(self.meta["tokenizer"]))
         self.normalize = self.meta["normalize_waveform"] == "1"
-        self._decoder = None
+        self.outputs, self.graphs = self.meta["outputs"].split(","), json.loads(self.meta["graphs"])
+        self.text_tokenizer, self.intents, self._sessions = None, None, {}
+        if "text_tokenizer" in self.meta:
+            from .text_tokenizer import TextTokenizer
+
+            self.text_tokenizer = TextTokenizer.from_json(self.meta["text_tokenizer"])
+            self.intents = json.loads(self.meta["intents"]) or None
 
     @property
     def heads(self) -> list[str]:
@@ -90,22 +101,24 @@ class OnnxPipeline:
 
     def set_num_threads(self, threads: int) -> None:
         if threads != self.threads:
-            self.threads, self.session, self._decoder = threads, _session(self.path, threads), None
+            self.threads, self.session, self._sessions = threads, _session(self.path, threads), {}
 
-    def decoder_session(self):
-        if self._decoder is None:
-            path = os.path.join(os.path.dirname(os.path.abspath(self.path)), self.meta["decoder_graph"])
+    def graph(self, part: str):
+        """The session of graph ``part`` (decoder, text, command), loaded on first use."""
+        if part not in self._sessions:
+            if part not in self.graphs:
+                raise ExportError(f"{self.path}: this export has no {part} graph (the model has no such head)")
+            path = os.path.join(os.path.dirname(os.path.abspath(self.path)), self.graphs[part])
             if not os.path.isfile(path):
-                raise ExportError(f"{self.path}: its decoder graph {path} is missing; keep the two files together")
-            self._decoder = _session(path, self.threads)
-        return self._decoder
+                raise ExportError(f"{self.path}: its {part} graph {path} is missing; keep the export's files together")
+            self._sessions[part] = _session(path, self.threads)
+        return self._sessions[part]
 
     def _run(self, waves: list) -> list[np.ndarray]:
         waveforms, lengths = pad_waveforms(waves, self.normalize)
         return self.session.run(None, {"waveforms": waveforms.numpy(), "lengths": lengths.numpy()})
 
-    def recognition_outputs(self, loaded, precision: str, attention: bool = False):
-        """As :meth:`speechtext.inference.SpeechTextPipeline.recognition_outputs`, from the graphs."""
+    def _outputs(self, loaded, precision: str) -> dict[str, np.ndarray]:
         if precision == "bf16":
             raise ValueError(f"{self.path}: the onnxruntime backend runs fp32 or int8 graphs, not bf16; "
                              "use --precision auto/fp32 (export with --quantize int8 for speed)")
@@ -113,14 +126,38 @@ class OnnxPipeline:
         if self.meta["per_utterance_frontend"] == "1" and len(waves) > 1:
             # GroupNorm front ends normalise over time, so padding would change every frame: one at a time.
             parts = [self._run([w]) for w in waves]
-            outputs = [_pad_cat([p[k] for p in parts], axis) for k, axis in enumerate((0, 0, 2)[:len(parts[0])])]
-        else:
-            outputs = self._run(waves)
-        log_probs, frame_lengths = torch.from_numpy(outputs[0]), torch.from_numpy(outputs[1])
-        decoder = None
-        if attention:
-            decoder = OnnxDecoder(self.decoder_session(), self.meta, outputs[2], frame_lengths)
+            return {name: _pad_cat([p[k] for p in parts], 2 if name == "cross_kv" else 0)
+                    for k, name in enumerate(self.outputs)}
+        return dict(zip(self.outputs, self._run(waves)))
+
+    def recognition_outputs(self, loaded, precision: str, attention: bool = False):
+        """As :meth:`speechtext.inference.SpeechTextPipeline.recognition_outputs`, from the graphs."""
+        out = self._outputs(loaded, precision)
+        log_probs, frame_lengths = torch.from_numpy(out["log_probs"]), torch.from_numpy(out["frame_lengths"])
+        decoder = OnnxDecoder(self.graph("decoder"), self.meta, out["cross_kv"], frame_lengths) if attention else None
         return log_probs, frame_lengths, decoder
+
+    def audio_outputs(self, loaded, precision: str, want=("vectors",)) -> dict:
+        """As :meth:`speechtext.inference.SpeechTextPipeline.audio_outputs`, from the graphs."""
+        if "command" not in self.heads:
+            raise ExportError(f"{self.path}: this export has no command head (heads: {self.meta['heads']})")
+        out = self._outputs(loaded, precision)
+        result = {"frames": torch.from_numpy(out["frames"]), "lengths": torch.from_numpy(out["frame_lengths"])}
+        names = {"vectors": "audio_vectors", "intent_logits": "intent_logits", "log_probs": "log_probs"}
+        result.update({key: torch.from_numpy(out[names[key]]) for key in want})
+        return result
+
+    def text_outputs(self, ids: torch.Tensor, lengths: torch.Tensor):
+        states, vectors = self.graph("text").run(None, {"ids": ids.numpy(), "lengths": lengths.numpy()})
+        return torch.from_numpy(states), torch.from_numpy(vectors)
+
+    def match_scores(self, frames, lengths, states, text_lengths, pairs) -> torch.Tensor:
+        feed = {"frames": frames.numpy(), "frame_lengths": lengths.numpy(), "states": states[pairs[:, 1]].numpy(),
+                "text_lengths": text_lengths[pairs[:, 1]].numpy(), "audio_index": pairs[:, 0].numpy()}
+        return torch.from_numpy(self.graph("command").run(None, feed)[0])
+
+    def logit_scale(self) -> torch.Tensor:
+        return torch.tensor(float(self.meta["logit_scale"]))
 
     def transcribe(self, inputs, options=None, progress: bool = False, **overrides):
         """Transcribe audio inputs; see :meth:`speechtext.inference.SpeechTextPipeline.transcribe`."""
@@ -128,10 +165,24 @@ class OnnxPipeline:
 
         return transcribe(self, inputs, options, progress, **overrides)
 
+    def classify_command(self, inputs, commands=None, threshold=CommandOptions.threshold, options=None,
+                         progress: bool = False, acoustic_weight: float = CommandOptions.acoustic_weight):
+        """See :meth:`speechtext.inference.SpeechTextPipeline.classify_command`."""
+        return crossmodal.classify_command(self, inputs, commands, threshold, options, progress, acoustic_weight)
+
+    def embed_audio(self, inputs, options=None, progress: bool = False):
+        return crossmodal.embed_audio(self, inputs, options, progress)
+
+    def embed_text(self, texts: list[str]):
+        return crossmodal.embed_text(self, texts)
+
+    def search_texts(self, inputs, texts: list[str], top_k: int = 5, **kwargs):
+        return crossmodal.search_texts(self, inputs, texts, top_k, **kwargs)
+
     def __getattr__(self, name):
-        if name in ("embed_audio", "embed_text", "classify_command", "search_texts", "align", "synthesize", "encode"):
-            raise ExportError(f"{self.path}: an ONNX export holds the recogniser only; {name} needs the model "
-                              "directory (or its archive)")
+        if name in ("model", "align", "synthesize", "encode"):
+            raise ExportError(f"{self.path}: an ONNX export holds the recogniser and the command head; {name} needs "
+                              "the model directory (or its archive)")
         raise AttributeError(name)
 
 

@@ -4,6 +4,11 @@ One process per device; under ``torchrun`` the processes form a DDP group (NCCL 
 CPU). Rank 0 writes the log, the loss curve and atomic checkpoints; ``resume=True`` continues a
 killed run from ``last.pt`` at the exact batch it had reached. At the end the best
 ``average_best`` epoch checkpoints (by dev WER) are averaged into ``<out_dir>/final``.
+
+Preemption: SIGTERM or SIGUSR1 (Slurm's warning signal, ``sbatch --signal=USR1@120``) makes every
+rank stop at the next step boundary (the ranks agree on the step through one all-reduce per step),
+write ``last.pt`` and exit with :data:`PREEMPTED_EXIT` (75, ``EX_TEMPFAIL``), which tells the job
+script to requeue; the requeued run resumes with ``--resume`` exactly there, so no step runs twice.
 """
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ import logging
 import math
 import os
 import random
+import signal
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -33,6 +40,19 @@ from .score import error_rates
 from .tokenizer import CharTokenizer
 
 log = logging.getLogger("speechtext.train")
+PREEMPTED_EXIT = 75  # EX_TEMPFAIL: "try again later"; the job script requeues on it
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class Preempted(Exception):
+    """Training stopped on a preemption signal after writing ``last.pt``; resume with ``--resume``."""
+
+
+def _ignore_preemption_signals(_worker_id: int) -> None:
+    # Slurm signals every process of the job step: a data worker must not die of it (the main
+    # process finishes the step, checkpoints and shuts the workers down itself).
+    for sig in PREEMPTION_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 @dataclass
@@ -349,12 +369,18 @@ class Trainer:
         loader = torch.utils.data.DataLoader(self.train_set, batch_size=None, num_workers=workers,
                                              sampler=RunSampler(self.train_set, self.epoch, self.batch_index),
                                              prefetch_factor=4 if workers else None,
+                                             worker_init_fn=_ignore_preemption_signals if workers else None,
                                              # its own generator: drawing a worker seed from the global RNG
                                              # would shift the dropout stream of a resumed run
                                              generator=torch.Generator().manual_seed(self.config.train.seed))
         train_mode(self.ddp)
-        if self.step < self.total_steps:
-            self._run(loader, bar)
+        previous = self._catch_preemption()
+        try:
+            if self.step < self.total_steps:
+                self._run(loader, bar)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         bar.close()
         if not any(h.get("step") == self.step and "dev_loss" in h for h in self.history):
             self.validate_and_keep()
@@ -381,8 +407,33 @@ class Trainer:
                 self.validate_and_keep()
             elif self.step % tc.save_interval == 0:
                 self.save_last()
+            if self._preemption_agreed() and self.step < self.total_steps:
+                self.save_last()
+                log.info("preempted (signal %s) at step %d: wrote %s; resume with --resume", self.preempted, self.step,
+                         os.path.join(self.out_dir, "last.pt"))
+                raise Preempted(f"stopped at step {self.step} on signal {self.preempted}; last.pt written")
             if self.step >= self.total_steps:
                 return
+
+    def _catch_preemption(self) -> dict:
+        """Turn SIGTERM / SIGUSR1 into a request to stop at the next step boundary; returns the old handlers."""
+        self.preempted = 0
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # signals reach the main thread only; a run in a thread is stopped by other means
+
+        def request(signum, _frame):
+            self.preempted = signum
+
+        return {sig: signal.signal(sig, request) for sig in PREEMPTION_SIGNALS}
+
+    def _preemption_agreed(self) -> bool:
+        """Whether any rank was signalled; every rank learns it at the same step (signals arrive apart)."""
+        if self.ctx.world_size == 1:
+            return bool(self.preempted)
+        flag = torch.tensor([float(self.preempted)], device=self.ctx.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        self.preempted = int(flag.item())
+        return bool(self.preempted)
 
     def _forward_backward(self, batch: dict, sync: bool) -> dict:
         device = self.ctx.device

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from speechtext.batching import augment, make_batches
 from speechtext.config import DataConfig

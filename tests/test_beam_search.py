@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import speechtext
 from speechtext.beam_search import CTCPrefixScorer, SearchOptions, TorchDecoder, beam_search
-from conftest import tiny_config, wavs
+from conftest import wavs
 
 
 def brute_prefix(log_probs: torch.Tensor, prefix: tuple, blank: int = 0) -> float:

@@ -6,7 +6,7 @@ import sys
 import pytest
 import soundfile as sf
 
-from speechtext.corpora import prepare_fsc, prepare_gsc
+from speechtext.corpora import prepare_fsc
 from speechtext.data import DataDirError, read_data_dir
 from conftest import tone
 

@@ -1,6 +1,5 @@
 """The cross-modal building blocks: text tokenizer and encoder, shared space, fusion."""
 import math
-import os
 
 import pytest
 import torch

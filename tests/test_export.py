@@ -16,6 +16,7 @@ pytest.importorskip("onnxscript")
 import speechtext  # noqa: E402
 from speechtext.audio import load_audio  # noqa: E402
 from speechtext.checkpoint import CheckpointError, build_model, save_model_dir  # noqa: E402
+from speechtext.config import TranscribeOptions  # noqa: E402
 from speechtext.export import ExportError, export_onnx  # noqa: E402
 from speechtext.tokenizer import CharTokenizer  # noqa: E402
 from conftest import espeak, tiny_config, wavs  # noqa: E402
@@ -80,7 +81,7 @@ def test_metadata_and_files(exported, hybrid_model):
     assert tokens == json.load(open(os.path.join(hybrid_model, "tokenizer.json")))["tokens"]
     assert meta["sample_rate"] == "16000" and float(meta["frame_hop"]) == 0.02
     assert meta["normalize_waveform"] == "1" and meta["heads"] == "ctc,attention" and meta["quantization"] == "none"
-    assert meta["speechtext_onnx_format"] == "1" and meta["decoder_graph"] == "model.decoder.onnx"
+    assert meta["speechtext_onnx_format"] == "1" and json.loads(meta["graphs"]) == {"decoder": "model.decoder.onnx"}
     int8 = {p.key: p.value for p in onnx.load(exported["int8"][0]).metadata_props}
     assert int8["quantization"] == "int8"
     # int8 weights: the quantized graph is several times smaller than the fp32 one.
@@ -161,8 +162,35 @@ def test_bad_exports_and_loads_are_clear_errors(hybrid_model, exported, twenty_f
     assert model.transcribe([twenty_files[0]], decoder="greedy")[0].error is None
     with pytest.raises(ExportError, match="decoder graph .* is missing"):
         model.transcribe([twenty_files[0]], decoder="joint")
-    with pytest.raises(ExportError, match="recogniser only"):
-        model.classify_command(["a.wav"])
+    with pytest.raises(ValueError, match="no text encoder"):
+        model.classify_command([twenty_files[0]], commands=["stop"])
+    with pytest.raises(ExportError, match="synthesize needs the model directory"):
+        model.synthesize(["hello"], reference=twenty_files[0])
     with pytest.raises(ValueError, match="not bf16"):
         model.transcribe([twenty_files[0]], precision="bf16")
 
+
+
+def test_command_head_through_onnx_matches_pytorch(joint_dir, twenty_files, tmp_path):
+    """Closed-set intents, zero-shot commands (fusion match + cosine + CTC spelling), the shared space
+    and text search: the text and command graphs give what the PyTorch model gives."""
+    paths = export_onnx(joint_dir, str(tmp_path / "joint.onnx"))
+    assert sorted(os.path.basename(p) for p in paths) == ["joint.command.onnx", "joint.onnx", "joint.text.onnx"]
+    ours, theirs = speechtext.load_model(joint_dir), speechtext.load_model(paths[0])
+    files = twenty_files[:5] + ["/no/such.wav"]
+    commands = ["turn on the lights", "stop the music", "play the next song", "call five one two"]
+    for kwargs in ({}, {"commands": commands}, {"commands": commands, "acoustic_weight": 0.0}):
+        a = ours.classify_command(files, options=TranscribeOptions(precision="fp32"), **kwargs)
+        b = theirs.classify_command(files, **kwargs)
+        assert [r.command for r in a] == [r.command for r in b]
+        assert all(abs(x.score - y.score) < 1e-3 for x, y in zip(a[:-1], b[:-1]))
+        assert b[-1].error and b[-1].command is None
+    assert np.abs(ours.embed_text(commands) - theirs.embed_text(commands)).max() < 1e-4
+    a = ours.embed_audio(files[:3], options=TranscribeOptions(precision="fp32"))
+    b = theirs.embed_audio(files[:3])
+    assert max(np.abs(x.vector - y.vector).max() for x, y in zip(a, b)) < 1e-4
+    a = ours.search_texts(files[:3], commands, top_k=2, options=TranscribeOptions(precision="fp32"))
+    assert [r.texts for r in a] == [r.texts for r in theirs.search_texts(files[:3], commands, top_k=2)]
+    cli = subprocess.run([sys.executable, "-m", "speechtext.cli", "command", paths[0], *files[:2], "--commands",
+                          *commands], capture_output=True, text=True)
+    assert cli.returncode == 0 and len(cli.stdout.splitlines()) == 2, cli.stderr

@@ -1,7 +1,10 @@
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -41,6 +44,35 @@ def test_killed_run_resumes_exactly(speech_dir, tmp_path):
     a = load_file(str(tmp_path / "a" / "final" / "model.safetensors"))
     b = load_file(str(tmp_path / "b" / "final" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGTERM])
+def test_preempted_run_checkpoints_exits_75_and_resumes_exactly(sig, speech_dir, tmp_path):
+    """Slurm's warning signal (or SIGTERM) mid-run: last.pt at the next step, exit 75, and the resumed
+    run ends with the weights of an uninterrupted one; no step is run twice."""
+    from speechtext.train import PREEMPTED_EXIT
+
+    conf = tmp_path / "c.yaml"
+    save_config(tiny_config(max_steps=12, valid_interval=6, save_interval=100), str(conf))
+    assert subprocess.run(train_cmd(conf, speech_dir, tmp_path / "a"), capture_output=True).returncode == 0
+    out = tmp_path / "b"
+    proc = subprocess.Popen(train_cmd(conf, speech_dir, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    while proc.poll() is None and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == PREEMPTED_EXIT, err[-2000:]
+    assert "run again with --resume" in err
+    stopped_at = load_checkpoint(str(out / "last.pt"))["step"]
+    assert 2 <= stopped_at < 12 and not (out / "final").exists()
+    resumed = subprocess.run(train_cmd(conf, speech_dir, out, "--resume"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if '"lr"' in line]
+    assert steps == list(range(1, 13))  # each step logged once: none lost, none run twice
+    a = load_file(str(tmp_path / "a" / "final" / "model.safetensors"))
+    b = load_file(str(out / "final" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_duplicate_ids_are_refused_with_the_line(speech_dir, tmp_path):

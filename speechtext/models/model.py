@@ -39,6 +39,20 @@ class CTCHead(nn.Module):
                           blank=self.blank_id, reduction="sum", zero_infinity=True)
 
 
+def ctc_log_likelihood(log_probs, frame_lengths, targets, target_lengths, pairs, blank: int, chunk: int = 1024):
+    """CTC log-likelihood ``log P(text | audio)`` of each (audio, text) pair ``(P, 2)``: ``(P,)``.
+
+    ``log_probs (B, T, V)`` from the CTC head with ``frame_lengths (B,)``; ``targets (N, L)`` padded
+    token ids of the texts with ``target_lengths (N,)``. A text that cannot fit the frames scores -1e4."""
+    out = []
+    for rows in pairs.split(chunk):  # bounded memory: each pair gathers its utterance's (T, V)
+        a, t = rows[:, 0], rows[:, 1]
+        nll = F.ctc_loss(log_probs[a].transpose(0, 1), targets[t], frame_lengths[a], target_lengths[t],
+                         blank=blank, reduction="none", zero_infinity=False)
+        out.append(-nll.clamp(max=1e4))
+    return torch.cat(out) if out else log_probs.new_zeros(0)
+
+
 class SpeechTextModel(nn.Module):
     def __init__(self, config: ModelConfig, vocab_size: int, blank_id: int = 0, text_vocab_size: int = 0,
                  num_intents: int = 0):
@@ -102,17 +116,9 @@ class SpeechTextModel(nn.Module):
         return match + self.shared_space.scale() * (audio_emb[pairs[:, 0]] * text_emb[pairs[:, 1]]).sum(-1)
 
     def text_log_likelihood(self, log_probs, frame_lengths, targets, target_lengths, pairs, chunk: int = 1024):
-        """CTC log-likelihood ``log P(text | audio)`` of each (audio, text) pair ``(P, 2)``: ``(P,)``.
-
-        ``log_probs (B, T, V)`` from the CTC head with ``frame_lengths (B,)``; ``targets (N, L)`` padded
-        token ids of the texts with ``target_lengths (N,)``. A text that cannot fit the frames scores -1e4."""
-        out = []
-        for rows in pairs.split(chunk):  # bounded memory: each pair gathers its utterance's (T, V)
-            a, t = rows[:, 0], rows[:, 1]
-            nll = F.ctc_loss(log_probs[a].transpose(0, 1), targets[t], frame_lengths[a], target_lengths[t],
-                             blank=self.heads["ctc"].blank_id, reduction="none", zero_infinity=False)
-            out.append(-nll.clamp(max=1e4))
-        return torch.cat(out) if out else log_probs.new_zeros(0)
+        """CTC log-likelihood ``log P(text | audio)`` of each (audio, text) pair; see :func:`ctc_log_likelihood`."""
+        return ctc_log_likelihood(log_probs, frame_lengths, targets, target_lengths, pairs,
+                                  self.heads["ctc"].blank_id, chunk)
 
     def forward(self, batch: dict):
         """Training step on a batch from ``BatchLoader``. Returns ``(loss, stats)``: the weighted sum of
