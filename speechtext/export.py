@@ -286,7 +286,7 @@ def export_onnx(model_dir: str, output: str, quantize: str | None = None) -> lis
     except ImportError as exc:
         raise ExportError(f"ONNX export needs the onnx extra ({exc.name} is missing): pip install 'speechtext[onnx]'") from exc
     pipeline = load_model(model_dir)
-    if getattr(pipeline, "backend", "torch") != "torch":
+    if pipeline.backend != "torch":
         raise ExportError(f"{model_dir}: already an ONNX export; export from the model directory it came from")
     if "ctc" not in pipeline.model.heads:
         raise ExportError(f"{model_dir}: this model has no CTC head (heads: {', '.join(pipeline.model.heads)}); "

@@ -21,16 +21,12 @@ from .models.audio_encoder import frame_hop, frame_shift
 from .runner import autocast, encode_loaded
 
 
-class SpeechTextPipeline:
-    """A loaded model with its tokenizer and config; what :func:`load_model` returns."""
-
-    def __init__(self, model, tokenizer, config, device: str = "cpu", path: str | None = None, text_tokenizer=None,
-                 intents: list[str] | None = None):
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.tokenizer, self.config, self.path = tokenizer, config, path
-        self.text_tokenizer, self.intents = text_tokenizer, intents
-        self.cache: dict = {}  # what a head loads once per pipeline (e.g. the external LM)
+class Pipeline:
+    """The user actions every backend offers (recognition, commands, the shared space), each forwarded
+    to its head's module, which reaches the model only through the backend's calls:
+    ``recognition_outputs``, ``frame_timing``, ``audio_outputs``, ``text_outputs``, ``match_scores``,
+    ``logit_scale`` (PyTorch: :class:`SpeechTextPipeline`; ONNX Runtime:
+    :class:`~speechtext.onnx_backend.OnnxPipeline`)."""
 
     def transcribe(self, inputs, options: TranscribeOptions | None = None, progress: bool = False,
                    **overrides) -> list[Transcript]:
@@ -60,6 +56,21 @@ class SpeechTextPipeline:
         """Audio -> text search: the best ``top_k`` of ``texts`` per input (see :func:`speechtext.crossmodal.search_texts`)."""
         return crossmodal.search_texts(self, inputs, texts, top_k, **kwargs)
 
+
+class SpeechTextPipeline(Pipeline):
+    """A loaded PyTorch model with its tokenizer and config; what :func:`load_model` returns for a model
+    directory. Adds alignment, synthesis and raw encoder frames to the shared actions."""
+
+    backend = "torch"
+
+    def __init__(self, model, tokenizer, config, device: str = "cpu", path: str | None = None, text_tokenizer=None,
+                 intents: list[str] | None = None):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer, self.config, self.path = tokenizer, config, path
+        self.text_tokenizer, self.intents = text_tokenizer, intents
+        self.cache: dict = {}  # what a head loads once per pipeline (e.g. the external LM)
+
     def align(self, utterances, options: TranscribeOptions | None = None, progress: bool = False):
         """Force-align each utterance's reference text to its audio (see :func:`speechtext.align.align_utterances`)."""
         from .align import align_utterances
@@ -78,7 +89,7 @@ class SpeechTextPipeline:
         """Encoder frames of loaded inputs ``[(index, samples), ...]``: ``((B, T, H), (B,))``."""
         return encode_loaded(self, loaded, precision)
 
-    # What recognition needs of a backend (the ONNX Runtime pipeline has the same four members).
+    # The backend's model calls (the ONNX Runtime pipeline has the same ones).
     @property
     def heads(self) -> list[str]:
         """Names of the model's heads (``ctc``, ``attention``, ``command``, ``synthesis``)."""
@@ -99,7 +110,6 @@ class SpeechTextPipeline:
     def set_num_threads(self, threads: int) -> None:
         torch.set_num_threads(threads)
 
-    # What the shared space and the command head need of a backend (see speechtext.crossmodal).
     @torch.inference_mode()
     def audio_outputs(self, loaded, precision: str, want=("vectors",)) -> dict:
         """``frames (B, T, H)`` and ``lengths (B,)`` of loaded inputs, and those of ``vectors`` (shared

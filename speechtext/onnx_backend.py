@@ -17,10 +17,9 @@ import os
 import numpy as np
 import torch
 
-from . import crossmodal
 from .batching import pad_waveforms
-from .config import CommandOptions
 from .export import MODEL_TYPE, ONNX_FORMAT_VERSION, ExportError
+from .inference import Pipeline
 from .tokenizer import CharTokenizer
 
 
@@ -68,7 +67,7 @@ class OnnxDecoder:
         return cross, mask, np.ascontiguousarray(past[:, :, src.numpy()])
 
 
-class OnnxPipeline:
+class OnnxPipeline(Pipeline):
     """An export loaded into ONNX Runtime (CPU). ``transcribe`` behaves as
     :meth:`speechtext.inference.SpeechTextPipeline.transcribe`; with a command head's graphs, so do
     ``classify_command``, ``embed_audio``, ``embed_text`` and ``search_texts``."""
@@ -163,26 +162,6 @@ class OnnxPipeline:
     def logit_scale(self) -> torch.Tensor:
         return torch.tensor(float(self.meta["logit_scale"]))
 
-    def transcribe(self, inputs, options=None, progress: bool = False, **overrides):
-        """Transcribe audio inputs; see :meth:`speechtext.inference.SpeechTextPipeline.transcribe`."""
-        from .recognition import transcribe
-
-        return transcribe(self, inputs, options, progress, **overrides)
-
-    def classify_command(self, inputs, commands=None, threshold=CommandOptions.threshold, options=None,
-                         progress: bool = False, acoustic_weight: float = CommandOptions.acoustic_weight):
-        """See :meth:`speechtext.inference.SpeechTextPipeline.classify_command`."""
-        return crossmodal.classify_command(self, inputs, commands, threshold, options, progress, acoustic_weight)
-
-    def embed_audio(self, inputs, options=None, progress: bool = False):
-        return crossmodal.embed_audio(self, inputs, options, progress)
-
-    def embed_text(self, texts: list[str]):
-        return crossmodal.embed_text(self, texts)
-
-    def search_texts(self, inputs, texts: list[str], top_k: int = 5, **kwargs):
-        return crossmodal.search_texts(self, inputs, texts, top_k, **kwargs)
-
     def __getattr__(self, name):
         if name in ("model", "align", "synthesize", "encode"):
             raise ExportError(f"{self.path}: an ONNX export holds the recogniser and the command head; {name} needs "
@@ -192,22 +171,24 @@ class OnnxPipeline:
 
 def cached_export(model_dir: str, quantize: str | None = None) -> str:
     """The ONNX export of ``model_dir``'s recogniser, made once per model version and kept in the cache
-    (``--backend onnxruntime`` on a model directory). Keyed by the checksums of the model's files."""
+    (``--backend onnxruntime`` on a model directory). Keyed by the directory's path and its files'
+    names, sizes and modification times (cheap on every call; training replaces a model directory
+    as a whole, so a retrained model gets new times and a new export)."""
     import hashlib
 
     from . import __version__
-    from .archive import cache_dir, sha256
-    from .checkpoint import read_model_dir
+    from .archive import cache_dir
     from .export import export_onnx
 
-    read_model_dir(model_dir)  # a clear error for an incomplete or foreign directory, before any work
-    key = hashlib.sha256(f"{__version__} {ONNX_FORMAT_VERSION} {quantize}".encode())
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(f"{model_dir}: no such model directory")
+    key = hashlib.sha256(f"{__version__} {ONNX_FORMAT_VERSION} {quantize} {os.path.abspath(model_dir)}".encode())
     for name in sorted(os.listdir(model_dir)):
-        if os.path.isfile(os.path.join(model_dir, name)):
-            key.update(f"{name} {sha256(os.path.join(model_dir, name))}".encode())
+        info = os.stat(os.path.join(model_dir, name))
+        key.update(f"{name} {info.st_size} {info.st_mtime_ns}".encode())
     path = os.path.join(cache_dir("onnx"), key.hexdigest()[:32], "model.onnx")
     if not os.path.isfile(path):
-        export_onnx(model_dir, path, quantize)
+        export_onnx(model_dir, path, quantize)  # a broken directory fails here, naming what is missing
     return path
 
 
