@@ -264,13 +264,13 @@ class Trainer:
             torch.set_num_threads(tc.num_threads)
         torch.manual_seed(tc.seed), random.seed(tc.seed), np.random.seed(tc.seed)
         train_data, valid_data = read_data_dir(train_dir), read_data_dir(valid_dir)
-        self.data_summary = {"train_dir": train_dir, "valid_dir": valid_dir, "train_utterances": len(train_data),
-                             "train_hours": round(sum(u.duration or 0.0 for u in train_data) / 3600, 3)}
         self.speakers = sorted({u.speaker for u in train_data if u.speaker})
         self.model = self._build(config, state, train_data).to(ctx.device)
         config = self.config
         trainable = set_trainable(self.model, tc.trainable)
         self._make_loaders(train_data, valid_data)
+        self.data_summary = {"train_dir": train_dir, "valid_dir": valid_dir, "train_utterances": len(train_data),
+                             "train_hours": round(sum(self.train_set.durations) / 3600, 3)}
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
                     if ctx.world_size > 1 else self.model)
         # fused: one kernel over all parameters instead of a loop of small ops (7.5 -> 1.8 ms a step for the
