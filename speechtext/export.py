@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .audio import SAMPLE_RATE
 from .models.audio_encoder import encode_audio
 
 ONNX_FORMAT_VERSION = 1
@@ -189,10 +190,14 @@ def _export_command(model, path: str) -> None:
              "text_lengths": {0: rows}, "audio_index": {0: rows}})
 
 
+def _cache_shape(model) -> tuple[int, int, int]:
+    """``(layers, heads, head_dim)`` of the fusion block: the shape of the decoder's key/value caches."""
+    attn = model.fusion.layers[0].cross_attn
+    return len(model.fusion.layers), attn.num_heads, attn.embed_dim // attn.num_heads
+
+
 def _export_decoder(model, path: str) -> None:
-    fusion = model.fusion
-    layers, heads = len(fusion.layers), fusion.layers[0].cross_attn.num_heads
-    head_dim = fusion.layers[0].cross_attn.embed_dim // heads
+    layers, heads, head_dim = _cache_shape(model)
     n, past, frames = torch.export.Dim("hyps"), torch.export.Dim("past"), torch.export.Dim("frames")
     args = (torch.tensor([3, 4]), torch.tensor([2]), torch.randn(layers, 2, 2, heads, 2, head_dim),
             torch.randn(layers, 2, 2, heads, 5, head_dim), torch.ones(2, 5, dtype=torch.bool))
@@ -207,7 +212,7 @@ def _metadata(pipeline, graphs: dict[str, str], quantize: str | None) -> dict[st
     hop, shift = pipeline.frame_timing()
     meta = {"speechtext_onnx_format": str(ONNX_FORMAT_VERSION), "model_type": MODEL_TYPE,
             "speechtext_version": __version__, "tokenizer": json.dumps(pipeline.tokenizer.to_dict(), ensure_ascii=False),
-            "sample_rate": "16000", "frame_hop": repr(hop), "frame_shift": repr(shift),
+            "sample_rate": str(SAMPLE_RATE), "frame_hop": repr(hop), "frame_shift": repr(shift),
             "normalize_waveform": str(int(pipeline.config.model.normalize_waveform)),
             "per_utterance_frontend": str(int(getattr(model.audio_encoder.config, "feat_extract_norm", "") == "group")),
             "heads": ",".join(h for h in ("ctc", "attention", "command") if h in model.heads),
@@ -216,9 +221,9 @@ def _metadata(pipeline, graphs: dict[str, str], quantize: str | None) -> dict[st
         meta.update(text_tokenizer=pipeline.text_tokenizer.to_json(), intents=json.dumps(pipeline.intents or []),
                     logit_scale=repr(float(model.shared_space.scale().detach())))
     if "decoder" in graphs:
-        attn = model.fusion.layers[0].cross_attn
-        meta.update(sos_eos=str(model.heads["attention"].sos_eos), fusion_layers=str(len(model.fusion.layers)),
-                    fusion_heads=str(attn.num_heads), fusion_head_dim=str(attn.embed_dim // attn.num_heads))
+        layers, heads, head_dim = _cache_shape(model)
+        meta.update(sos_eos=str(model.heads["attention"].sos_eos), fusion_layers=str(layers), fusion_heads=str(heads),
+                    fusion_head_dim=str(head_dim))
     return meta
 
 

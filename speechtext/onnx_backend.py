@@ -20,6 +20,7 @@ import torch
 from .batching import pad_waveforms
 from .export import MODEL_TYPE, ONNX_FORMAT_VERSION, ExportError
 from .inference import Pipeline
+from .models.audio_encoder import frame_mask
 from .tokenizer import CharTokenizer
 
 
@@ -48,12 +49,12 @@ class OnnxDecoder:
 
     def __init__(self, session, meta: dict, cross_kv: np.ndarray, frame_lengths: torch.Tensor):
         self.session, self.sos_eos, self.cross = session, int(meta["sos_eos"]), cross_kv
-        self.mask = (np.arange(cross_kv.shape[4])[None, :] < frame_lengths.numpy()[:, None])
-        self.past_shape = (int(meta["fusion_layers"]), 2, 0, int(meta["fusion_heads"]), 0, int(meta["fusion_head_dim"]))
+        self.mask = frame_mask(frame_lengths, cross_kv.shape[4]).numpy()
+        self.layers, self.heads, self.head_dim = (int(meta[k]) for k in ("fusion_layers", "fusion_heads", "fusion_head_dim"))
 
     def start(self, owner: torch.Tensor):
         rows = owner.numpy()
-        past = np.zeros(self.past_shape[:2] + (len(rows),) + self.past_shape[3:], dtype=np.float32)
+        past = np.zeros((self.layers, 2, len(rows), self.heads, 0, self.head_dim), dtype=np.float32)  # no position yet
         return np.ascontiguousarray(self.cross[:, :, rows]), self.mask[rows], past
 
     def step(self, last: torch.Tensor, position: int, state):
