@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Shared recogniser recipe. A corpus's run.sh sets its options and calls this script.
 # Stages (each guarded, idempotent and restartable; --stage N --stop-stage M runs N..M):
-#   0  corpus data preparation (the corpus's own --data-prep command)
-#   1  validate the data directories
+#   0  corpus data preparation (the corpus's own --data-prep command; skipped when data/.prep_done
+#      records the same command). A corpus that is absent is an error saying where to download it.
+#   1  validate the data directories; then, when asked, Kaldi's speed perturbation of the training set
+#      (--speed-perturb "0.9 1.0 1.1") and a duration filter (--max-seconds) into data/<train>_sp... dirs
 #   2  train (resumes a stopped run from exp/<tag>/last.pt)
 #   3  train the external token LM on the training transcripts (when a decoder uses it: "joint+lm")
 #   4  decode every test set with the final model, once per decoder in --decoders
@@ -19,7 +21,9 @@ valid_set=dev
 test_sets="test"
 zeroshot_set=""            # data set of command phrasings never trained on (cross-modal models)
 tag=""                     # experiment name; default: the config file's name
-ngpu=0                     # > 1: train with torchrun over that many GPUs
+ngpu=${ngpu:-0}            # GPUs per node; > 1: torchrun over that many (DDP)
+nodes=${nodes:-1}          # machines (the slurm backend)
+backend=${backend:-local}  # local | slurm (recipes/cmd.sh; recipes/launch.sh says how each runs)
 train_opts=""              # extra options for "speechtext train", e.g. "--set train.amp=none"
 decode_opts=""             # extra options for "speechtext transcribe"
 decoders="greedy"          # any of: greedy ctc attention joint joint+lm (the first is the headline)
@@ -28,26 +32,48 @@ lm_steps=2000              # training steps of the token LM (stage 3)
 align_set=""               # data set with a ref.ctm of known word boundaries (stage 5)
 peer_sets=""               # "set[:N] ...": test sets (at most N utterances) the peer recognisers are measured on
 peer_max_utts=200          # N where a set gives none
+speed_perturb=""           # e.g. "0.9 1.0 1.1": train on that many speed-perturbed copies of the training set
+min_seconds=0              # training utterances outside min..max seconds are left out (0: no limit)
+max_seconds=0
 results=RESULTS.md
 . "$(dirname "$0")/parse_options.sh"
 
 tag=${tag:-$(basename "${train_config%.*}")}
 exp=exp/$tag
 mkdir -p exp
-log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
-timed() { local s=$1; shift; local t0=$SECONDS; "$@"; echo "stage$s $((SECONDS - t0))" >> "$exp.timing"; }
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+. "$(dirname "$0")/lib.sh"
 
 if run_stage 0; then
-  log 0 "data preparation: $data_prep"
-  timed 0 bash -c "$data_prep"
+  if [ -f data/.prep_done ] && [ "$(cat data/.prep_done)" = "$data_prep" ]; then
+    log 0 "data/ is prepared ($data_prep); delete data/.prep_done to prepare it again"
+  else
+    log 0 "data preparation: $data_prep"
+    timed 0 bash -c "$data_prep"
+    echo "$data_prep" > data/.prep_done
+  fi
 fi
 
+# the training set after stage 1's optional speed perturbation and duration filter
+train_src=$train_set
+[ -n "$speed_perturb" ] && train_set=${train_set}_sp
+[ "$min_seconds$max_seconds" != 00 ] && train_set=${train_set}_filtered
+
 if run_stage 1; then
-  for set in $train_set $valid_set $test_sets; do
+  for set in $(echo "$train_src $valid_set $test_sets" | tr ' ' '\n' | awk 'NF && !seen[$0]++'); do
     log 1 "validating data/$set"
-    speechtext validate-data-dir "data/$set"
+    timed 1 speechtext validate-data-dir "data/$set"
   done
+  current=$train_src
+  if [ -n "$speed_perturb" ]; then
+    log 1 "speed perturbation ($speed_perturb) of data/$current into data/${current}_sp"
+    timed 1 speechtext data speed-perturb "data/$current" "data/${current}_sp" --factors "${speed_perturb// /,}"
+    current=${current}_sp
+  fi
+  if [ "$min_seconds$max_seconds" != 00 ]; then
+    log 1 "keeping the utterances of data/$current within ${min_seconds}-${max_seconds} s in data/${current}_filtered"
+    timed 1 speechtext data filter "data/$current" "data/${current}_filtered" --min-seconds "$min_seconds" \
+      $([ "$max_seconds" != 0 ] && echo "--max-seconds $max_seconds")
+  fi
 fi
 
 if run_stage 2; then
@@ -55,11 +81,10 @@ if run_stage 2; then
     log 2 "$exp/final exists; delete it to train again"
   else
     resume=""; [ -f "$exp/last.pt" ] && resume="--resume"
-    launcher="speechtext"
-    [ "$ngpu" -gt 1 ] && launcher="torchrun --standalone --nproc_per_node=$ngpu -m speechtext.cli"
-    log 2 "training $exp ${resume:+(resuming)}"
-    timed 2 $launcher train --config "$train_config" --train-dir "data/$train_set" \
-      --valid-dir "data/$valid_set" --out-dir "$exp" $resume $train_opts
+    log 2 "training $exp ${resume:+(resuming)} on $ngpu GPU(s) through the $backend backend"
+    timed 2 "$(dirname "$0")/launch.sh" --backend "$backend" --ngpu "$ngpu" --nodes "$nodes" --job-dir "$exp" -- \
+      train --config "$train_config" --train-dir "data/$train_set" --valid-dir "data/$valid_set" --out-dir "$exp" \
+      --resume-if-present $train_opts
   fi
 fi
 

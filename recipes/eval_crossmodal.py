@@ -119,7 +119,8 @@ def main() -> None:
         result[f"{args.zeroshot_set}/zeroshot_acc@10"] = zeroshot_accuracy(model, data)
         result[f"{args.zeroshot_set}/zeroshot_acc@10_no_acoustic"] = zeroshot_accuracy(model, data, acoustic_weight=0)
     for n, name in enumerate(args.retrieval_sets.split()):
-        vectors, utts = embed_set(model, read(name))
+        # retrieval is of words: utterances with an empty transcript (a silence class) have nothing to find
+        vectors, utts = embed_set(model, [u for u in read(name) if (u.text or "").strip()])
         result.update({f"{name}/{k}": v for k, v in search_recall(model, utts).items()})
         result.update({f"{name}/{k}": v for k, v in retrieval(vectors, utts, model).items()})
         if args.plot and n == 0:  # the first retrieval set's embeddings, computed once for both

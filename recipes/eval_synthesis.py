@@ -23,7 +23,7 @@ import sys
 import numpy as np
 import torch
 
-from speechtext.audio import load_audio
+from speechtext.audio import AudioError, load_audio
 from speechtext.config import MelConfig
 from speechtext.data import read_data_dir
 from speechtext.mel import LogMel
@@ -165,10 +165,20 @@ def main() -> None:
     if not ids:
         sys.exit(f"eval_synthesis: no <utt>.wav of {args.data} in {args.wav_dir}")
     paths = {i: os.path.join(args.wav_dir, f"{i}.wav") for i in ids}
-    synth = {i: load_audio(paths[i]) for i in ids}
+    synth, unusable = {}, {}
+    for i in ids:  # a synthesis too short (or broken) to judge is reported and left out, not fatal
+        try:
+            synth[i] = load_audio(paths[i])
+        except AudioError as exc:
+            unusable[i] = str(exc)
+    for i, reason in unusable.items():
+        print(f"eval_synthesis: {i} left out of the scores: {reason}", file=sys.stderr)
+    ids = [i for i in ids if i in synth]
+    if not ids:
+        sys.exit(f"eval_synthesis: none of the syntheses in {args.wav_dir} can be judged (see above)")
     real = {i: load_audio(data[i].audio) for i in ids}
     refs = {i: data[i].text for i in ids}
-    result = {"utterances": len(ids), **intelligibility(ids, synth, None if args.skip_real else real, refs,
+    result = {"utterances": len(ids), "unusable": len(unusable), **intelligibility(ids, synth, None if args.skip_real else real, refs,
                                         None if args.no_recogniser else args.recogniser, paths, data,
                                         use_whisper=not args.no_whisper),
               **voice_similarity(ids, synth, data, args.voice_cache),

@@ -15,15 +15,14 @@ results=RESULTS.md
 . "$(dirname "$0")/parse_options.sh"
 
 exp=$(dirname "$model")
-log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+. "$(dirname "$0")/lib.sh"
 
 if run_stage 8; then
   mkdir -p "$exp/onnx"
   for q in fp32 int8; do
     if [ ! -f "$exp/onnx/model.$q.onnx" ]; then
       log 8 "exporting $model to $exp/onnx/model.$q.onnx"
-      speechtext export "$model" -o "$exp/onnx/model.$q.onnx" $([ $q = int8 ] && echo "--quantize int8")
+      timed 8 speechtext export "$model" -o "$exp/onnx/model.$q.onnx" $([ $q = int8 ] && echo "--quantize int8")
     fi
   done
   for set in $test_sets; do
@@ -36,13 +35,13 @@ if run_stage 8; then
         source=$model; [ "$system" = torch_fp32 ] || source=$exp/onnx/model.${system#onnx_}.onnx
         log 8 "decoding data/$set with $system ($decoder)"
         t0=$EPOCHREALTIME
-        speechtext transcribe "$source" "data/$set" --format kaldi --precision fp32 $opts > "$dir/hyp.txt.tmp"
+        timed 8 speechtext transcribe "$source" "data/$set" --format kaldi --precision fp32 $opts > "$dir/hyp.txt.tmp"
         echo "$t0 $EPOCHREALTIME" > "$dir/wallclock"
         mv "$dir/hyp.txt.tmp" "$dir/hyp.txt"
       done
     done
   done
-  python3 "$(dirname "$0")/export_results.py" --model "$model" --sets "$test_sets" --decoders "$decoders" --out "$results"
+  timed 8 python3 "$(dirname "$0")/export_results.py" --model "$model" --sets "$test_sets" --decoders "$decoders" --out "$results"
   log 8 "packing $model into $exp/model.tar.gz"
-  speechtext pack "$model" -o "$exp/model.tar.gz" --results "$results"
+  timed 8 speechtext pack "$model" -o "$exp/model.tar.gz" --results "$results"
 fi

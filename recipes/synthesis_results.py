@@ -15,7 +15,8 @@ ROWS = [("whisper_wer_synth", "whisper tiny.en WER % on the synthesis"), ("whisp
         ("voice_pass_%", "closer to its own voice than to every other voice (resemblyzer) %"),
         ("cosine_own_voice", "cosine to its own voice"), ("cosine_best_other_voice", "cosine to the nearest other voice"),
         ("voices_compared", "voices compared"), ("mcd_dtw_db", "MCD-DTW against the real utterance, dB"),
-        ("rtf", "real-time factor, text -> waveform (Griffin-Lim included; one reference per text)"), ("utterances", "sentences")]
+        ("rtf", "real-time factor, text -> waveform (Griffin-Lim included; one reference per text)"), ("utterances", "sentences"),
+        ("unusable", "syntheses too short or broken to judge (left out of the rows above)")]
 
 
 def main() -> None:

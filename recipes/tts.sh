@@ -21,9 +21,7 @@ results=RESULTS.md
 . "$(dirname "$0")/parse_options.sh"
 
 exp=exp/$(basename "${tts_config%.*}")
-log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
-timed() { local s=$1; shift; local t0=$SECONDS; "$@"; echo "stage$s $((SECONDS - t0))" >> "$exp.timing"; }
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+. "$(dirname "$0")/lib.sh"
 mkdir -p exp
 
 if run_stage 6; then
@@ -32,8 +30,9 @@ if run_stage 6; then
   else
     resume=""; [ -f "$exp/last.pt" ] && resume="--resume"
     log 6 "training the synthesis head $exp on $init_model ${resume:+(resuming)}"
-    timed 6 speechtext train --config "$tts_config" --train-dir "data/$train_set" --valid-dir "data/$valid_set" \
-      --out-dir "$exp" --set "train.init_from=$init_model" $resume $train_opts
+    timed 6 "$(dirname "$0")/launch.sh" --backend "${backend:-local}" --ngpu "${ngpu:-0}" --nodes "${nodes:-1}" \
+      --job-dir "$exp" -- train --config "$tts_config" --train-dir "data/$train_set" --valid-dir "data/$valid_set" \
+      --out-dir "$exp" --set "train.init_from=$init_model" --resume-if-present $train_opts
   fi
 fi
 

@@ -6,6 +6,7 @@ RNG state, so a resumed run sees exactly the batches the killed run would have s
 """
 from __future__ import annotations
 
+import logging
 import random
 
 import numpy as np
@@ -15,6 +16,8 @@ from .audio import load_audio, normalize, probe_duration
 from .augment import augment
 from .config import DataConfig
 from .data import DataDir
+
+log = logging.getLogger("speechtext.train")
 
 
 def utterance_durations(data: DataDir) -> list[float]:
@@ -57,21 +60,37 @@ def pad_waveforms(waves: list[np.ndarray], normalise: bool = True) -> tuple[torc
 class EpochBatches(torch.utils.data.Dataset):
     """Dataset whose items are whole batches, keyed ``(epoch, index)``, so that one ``DataLoader``
     (its workers started once) serves the whole run. Item ``(e, i)`` is the same tensors whatever
-    process builds it. Under DDP each rank sees its own share of every epoch's batches. A subclass
-    sets ``durations`` (seconds per batchable item), ``cfg``, ``seed``, ``train``, ``rank`` and
-    ``world_size``, and builds a batch in ``__getitem__``."""
+    process builds it. A subclass sets ``durations`` (seconds per batchable item), ``cfg``, ``seed``,
+    ``train``, ``rank`` and ``world_size``, and builds a batch in ``__getitem__``.
+
+    Under DDP a batch is a *global* batch: its ``max_batch_seconds`` budget is the whole step's, and
+    each of the ``world_size`` ranks takes every ``world_size``-th of its utterances (:meth:`share`).
+    The batches, their order and the number of steps therefore do not depend on the number of
+    processes: a run stopped on N processes resumes on M at the same global batch, and every rank has
+    the same number of batches (no rank waits for another at the end of an epoch)."""
 
     _cache: tuple[int, list[list[int]]] | None = None
 
     def batches(self, epoch: int) -> list[list[int]]:
-        """This rank's batches of ``epoch`` (every epoch the same for a validation set)."""
+        """The global batches of ``epoch`` (every epoch the same for a validation set)."""
         epoch = epoch if self.train else 0
         if self._cache is None or self._cache[0] != epoch:
             batches = make_batches(self.durations, self.cfg.max_batch_seconds, self.seed, epoch, self.cfg.bucket_width)
-            # Every rank gets the same number of batches, or DDP would wait forever on the longest rank.
-            usable = len(batches) - len(batches) % self.world_size if len(batches) >= self.world_size else len(batches)
-            self._cache = (epoch, batches[:usable][self.rank::self.world_size])
+            self._cache = (epoch, batches)
         return self._cache[1]
+
+    def share(self, epoch: int, index: int) -> tuple[list[int], float]:
+        """This rank's items of global batch ``(epoch, index)`` and their loss weight.
+
+        The weight ``len(share) * world_size / len(batch)`` makes DDP's gradient average equal the
+        gradient of the per-utterance mean over the global batch. A rank left without items (a batch
+        of fewer utterances than ranks) repeats the first one with weight 0, so that it still takes
+        part in the gradient all-reduce."""
+        batch = self.batches(epoch)[index]
+        part = batch[self.rank::self.world_size]
+        if not part:
+            return batch[:1], 0.0
+        return part, len(part) * self.world_size / len(batch)
 
     def __len__(self) -> int:
         return len(self.batches(0))
@@ -86,8 +105,13 @@ class BatchLoader(EpochBatches):
 
     def __init__(self, data: DataDir, tokenizer, cfg: DataConfig, seed: int, train: bool, rank: int = 0,
                  world_size: int = 1, normalise: bool = True, text_tokenizer=None, intents: list[str] | None = None):
-        self.utts = list(data)
-        self.durations = utterance_durations(data)
+        self.utts, self.durations = list(data), utterance_durations(data)
+        if train:  # too long to batch: left out, and said so (filter the data dir to keep them out for good)
+            keep = [i for i, d in enumerate(self.durations) if d <= cfg.max_utterance_seconds]
+            if len(keep) < len(self.utts):
+                log.warning("%s: %d training utterance(s) longer than data.max_utterance_seconds=%g s left out",
+                            data.path, len(self.utts) - len(keep), cfg.max_utterance_seconds)
+                self.utts, self.durations = [self.utts[i] for i in keep], [self.durations[i] for i in keep]
         self.tokenizer, self.cfg, self.seed, self.train = tokenizer, cfg, seed, train
         self.rank, self.world_size, self.normalise = rank, world_size, normalise
         self.targets = [tokenizer.encode(u.text or "") for u in self.utts]
@@ -97,16 +121,16 @@ class BatchLoader(EpochBatches):
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
         epoch, index = key
-        rng = np.random.default_rng([self.seed, epoch, index])
-        indices = self.batches(epoch)[index]
+        indices, weight = self.share(epoch, index)
         waves = []
         for i in indices:
             wave = load_audio(self.utts[i].audio)
-            waves.append(augment(wave, self.cfg, rng) if self.train else wave)
+            # one stream per utterance: its augmentation is the same however the batch is split
+            waves.append(augment(wave, self.cfg, np.random.default_rng([self.seed, epoch, i])) if self.train else wave)
         waveforms, lengths = pad_waveforms(waves, self.normalise)
         targets = [torch.tensor(self.targets[i], dtype=torch.long) for i in indices]
         batch = {
-            "epoch": epoch, "index": index, "last": index == len(self.batches(epoch)) - 1,
+            "epoch": epoch, "index": index, "last": index == len(self.batches(epoch)) - 1, "weight": weight,
             "utt_ids": [self.utts[i].utt_id for i in indices],
             "waveforms": waveforms,
             "lengths": lengths,
@@ -122,7 +146,7 @@ class BatchLoader(EpochBatches):
         from .models.command import sample_candidates
 
         texts = [self.utts[i].text or "" for i in indices]
-        text_ids, text_lengths = self.text_tokenizer.encode(texts)
+        text_ids, text_lengths = self.text_tokenizer.encode(texts, allow_empty=True)
         generator = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, epoch, index, 1]).integers(2**31)))
         pairs, groups = sample_candidates(texts, self.cfg.command_negatives, generator)
         return {"texts": texts, "text_ids": text_ids, "text_lengths": text_lengths, "pairs": pairs, "groups": groups,

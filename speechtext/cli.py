@@ -167,12 +167,16 @@ def score(ref_text, hyp_text, out_dir) -> None:
 @click.option("--valid-dir", required=True)
 @click.option("--out-dir", required=True)
 @click.option("--resume", is_flag=True, help="Continue a stopped run from OUT_DIR/last.pt.")
+@click.option("--resume-if-present", is_flag=True,
+              help="Continue from OUT_DIR/last.pt when there is one, else start: one command line for a job "
+                   "that a scheduler may requeue.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.lr=1e-3.")
-def train(config_path, train_dir, valid_dir, out_dir, resume, sets) -> None:
+def train(config_path, train_dir, valid_dir, out_dir, resume, resume_if_present, sets) -> None:
     """Train a model; the final (checkpoint-averaged) model lands in OUT_DIR/final.
 
     SIGTERM or SIGUSR1 stops it at the next step with last.pt written and exit status 75 (requeue,
-    then --resume)."""
+    then --resume). Under torchrun, a checkpoint of N processes resumes on any number M: batches are
+    global and split across the processes (speechtext.batching.EpochBatches)."""
     import yaml
 
     from .checkpoint import CheckpointError
@@ -187,6 +191,7 @@ def train(config_path, train_dir, valid_dir, out_dir, resume, sets) -> None:
     try:
         overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in sets)}
         config = load_config(config_path, overrides)
+        resume = resume or (resume_if_present and os.path.exists(os.path.join(out_dir, "last.pt")))
         final = run_training(config, train_dir, valid_dir, out_dir, resume=resume)
     except (ConfigError, DataDirError, CheckpointError) as exc:
         _fail(str(exc))
@@ -385,20 +390,112 @@ def pack(model_dir, output, results) -> None:
 
 
 @cli.command("prepare-corpus")
-@click.argument("corpus", type=click.Choice(["fsc", "gsc"]))
-@click.argument("root", type=click.Path(exists=True, file_okay=False))
+@click.argument("corpus", type=click.Choice(["fsc", "gsc", "librispeech", "ljspeech", "vctk"]))
+@click.argument("root")
 @click.argument("out_dir")
-def prepare_corpus(corpus, root, out_dir) -> None:
-    """Kaldi data dirs (with utt2intent) from Fluent Speech Commands (fsc) or Speech Commands v2 (gsc) at ROOT."""
-    from .corpora import prepare_fsc, prepare_gsc
+@click.option("--subsets", default="train-clean-100,dev-clean,dev-other,test-clean,test-other", show_default=True,
+              help="librispeech: comma-separated subsets (train-clean-360, train-other-500 for 960 h).")
+@click.option("--task", type=click.Choice(["12", "35"]), default="35", show_default=True,
+              help="gsc: 35 words, or 10 commands + _unknown_ + _silence_.")
+@click.option("--holdout", type=float, default=0.0, show_default=True,
+              help="fsc: share of each intent's phrasings kept out of training, tested as test_zeroshot.")
+@click.option("--num-dev", type=int, default=250, show_default=True, help="ljspeech: dev utterances (from the end).")
+@click.option("--num-test", type=int, default=250, show_default=True, help="ljspeech: test utterances (the last).")
+def prepare_corpus(corpus, root, out_dir, subsets, task, holdout, num_dev, num_test) -> None:
+    """Kaldi data dirs from a public corpus at ROOT, in its own on-disk layout (see speechtext.corpora
+    and speechtext.corpora_speech). A missing or wrong layout is an error that says what was expected
+    where, and where to download the corpus."""
+    from . import corpora, corpora_speech
+    from .data import DataDirError
+
+    prepare = {"fsc": lambda: corpora.prepare_fsc(root, out_dir, holdout),
+               "gsc": lambda: corpora.prepare_gsc(root, out_dir, int(task)),
+               "librispeech": lambda: corpora_speech.prepare_librispeech(root, out_dir, subsets.replace(",", " ").split()),
+               "ljspeech": lambda: corpora_speech.prepare_ljspeech(root, out_dir, num_dev, num_test),
+               "vctk": lambda: corpora_speech.prepare_vctk(root, out_dir)}[corpus]
+    try:
+        counts = prepare()
+    except (DataDirError, ValueError) as exc:
+        _fail(str(exc))
+    for name, count in counts.items():
+        click.echo(f"{out_dir}: {count} recordings left out (no transcript)" if name == "no_transcript"
+                   else f"{out_dir}/{name}: {count} utterances")
+
+
+@cli.group("data")
+def data_group() -> None:
+    """Data-dir tools the recipes share: combine, subset, split, speed-perturb, filter."""
+
+
+def _data_tool(call) -> None:
     from .data import DataDirError
 
     try:
-        counts = (prepare_fsc if corpus == "fsc" else prepare_gsc)(root, out_dir)
-    except DataDirError as exc:
+        click.echo(call())
+    except (DataDirError, ValueError, OSError) as exc:
         _fail(str(exc))
-    for name, count in counts.items():
-        click.echo(f"{out_dir}/{name}: {count} utterances")
+
+
+@data_group.command("combine")
+@click.argument("dst")
+@click.argument("sources", nargs=-1, required=True)
+def data_combine(dst, sources) -> None:
+    """Write the union of the data dirs SOURCES to DST."""
+    from .datadir_tools import combine
+
+    _data_tool(lambda: f"{dst}: {combine(dst, list(sources))} utterances")
+
+
+@data_group.command("subset")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--first", type=int, default=0)
+@click.option("--last", type=int, default=0)
+@click.option("--random", "count", type=int, default=0, help="this many utterances drawn with --seed")
+@click.option("--utt-list", default=None, help="file of utterance ids, one per line")
+@click.option("--seed", type=int, default=0)
+def data_subset(src, dst, first, last, count, utt_list, seed) -> None:
+    """Write some of SRC's utterances to DST."""
+    from .datadir_tools import subset
+
+    _data_tool(lambda: f"{dst}: {subset(src, dst, first, last, count, utt_list, seed)} utterances")
+
+
+@data_group.command("split")
+@click.argument("src")
+@click.argument("parts", type=int)
+def data_split(src, parts) -> None:
+    """Split SRC into SRC/splitPARTS/1..PARTS, each speaker in one part."""
+    from .datadir_tools import split
+
+    _data_tool(lambda: "\n".join(split(src, parts)))
+
+
+@data_group.command("speed-perturb")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--factors", default="0.9,1.0,1.1", show_default=True)
+def data_speed_perturb(src, dst, factors) -> None:
+    """Kaldi's speed perturbation: one copy of SRC per factor (ids prefixed sp<f>-) in DST."""
+    from .datadir_tools import speed_perturb
+
+    _data_tool(lambda: f"{dst}: {speed_perturb(src, dst, tuple(float(f) for f in factors.split(',')))} utterances")
+
+
+@data_group.command("filter")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--min-seconds", type=float, default=0.0, show_default=True)
+@click.option("--max-seconds", type=float, default=float("inf"))
+def data_filter(src, dst, min_seconds, max_seconds) -> None:
+    """Keep SRC's utterances of MIN..MAX seconds in DST (writes utt2dur)."""
+    from .datadir_tools import filter_duration
+
+    def run():
+        kept, dropped = filter_duration(src, dst, min_seconds, max_seconds)
+        return f"{dst}: {kept} utterances kept, {dropped} outside {min_seconds:g}-{max_seconds:g} s"
+
+    _data_tool(run)
 
 
 @cli.command("validate-data-dir")

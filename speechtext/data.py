@@ -102,7 +102,9 @@ def validate_data_dir(path: str, need_text: bool = True, check_files: bool = Tru
     problems: list[str] = []
     if not os.path.isfile(os.path.join(path, "wav.scp")):
         return [f"{path}: no wav.scp; a data directory needs at least wav.scp (and text for training)"]
-    tables = {n: _check_table(os.path.join(path, n), problems) for n in TABLES if os.path.exists(os.path.join(path, n))}
+    # an empty transcript is allowed (Kaldi's too): silence or noise clips of a command corpus
+    tables = {n: _check_table(os.path.join(path, n), problems, min_fields=1 if n == "text" else 2)
+              for n in TABLES if os.path.exists(os.path.join(path, n))}
     if need_text and "text" not in tables:
         problems.append(f"{path}: no text file; training and scoring need transcripts")
     recordings = tables["wav.scp"]

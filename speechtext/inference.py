@@ -131,7 +131,10 @@ class SpeechTextPipeline(Pipeline):
 
     @torch.inference_mode()
     def match_scores(self, frames, lengths, states, text_lengths, pairs) -> torch.Tensor:
-        """The command head's fusion match of (audio, text) ``pairs (P, 2)``: ``(P,)``."""
+        """The command head's fusion match of (audio, text) ``pairs (P, 2)``: ``(P,)``; zeros for a model
+        without one (its texts are then scored by the shared space and the CTC spelling alone)."""
+        if "command" not in self.model.heads:
+            return frames.new_zeros(len(pairs))
         return self.model.heads["command"].pair_scores(self.model.fusion, states, text_lengths, frames, lengths, pairs)
 
     def logit_scale(self) -> torch.Tensor:

@@ -93,17 +93,19 @@ class SynthesisBatchLoader(EpochBatches):
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
         epoch, index = key
-        rng = np.random.default_rng([self.seed, epoch, index, 7])
-        chosen = [self.targets[k] for k in self.batches(epoch)[index]]
+        shared, weight = self.share(epoch, index)
+        chosen = [self.targets[k] for k in shared]
         waves = [load_audio(self.utts[i].audio) for i in chosen]
         raw, lengths = pad_waveforms(waves, normalise=False)  # the mel keeps the recording's own level
         mel, mel_lengths = self.mel(raw, lengths)
-        refs = [load_audio(self.utts[self._reference(i, rng)].audio) for i in chosen]
+        # one stream per utterance: its reference is the same however the batch is split across ranks
+        refs = [load_audio(self.utts[self._reference(i, np.random.default_rng([self.seed, epoch, i, 7]))].audio)
+                for i in chosen]
         ref_waveforms, ref_lengths = pad_waveforms(refs, self.normalise)
         tokens, fused_index = pad_rows([self.tokens[i][0] for i in chosen])[0], pad_rows([self.tokens[i][1] for i in chosen], -1)[0]
         text_ids, text_lengths = self.text_tokenizer.encode([self.utts[i].text for i in chosen])
         speakers = [self.speaker_index.get(self.utts[i].speaker or "", -100) for i in chosen]
-        return {"epoch": epoch, "index": index, "last": index == len(self.batches(epoch)) - 1,
+        return {"epoch": epoch, "index": index, "last": index == len(self.batches(epoch)) - 1, "weight": weight,
                 "utt_ids": [self.utts[i].utt_id for i in chosen], "lengths": lengths,
                 "mel": mel, "mel_lengths": mel_lengths, "durations": pad_rows([self.token_durations[i] for i in chosen])[0],
                 "syn_tokens": tokens, "syn_token_lengths": torch.tensor([len(self.tokens[i][0]) for i in chosen]),
@@ -125,6 +127,8 @@ def validate_synthesis(model, loader, device) -> dict:
     model.eval()
     sums, utts = {}, 0
     for batch in loader:
+        if not batch["weight"]:
+            continue  # a rank's stand-in item (see EpochBatches.share)
         loss, stats = model({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})
         n = len(batch["utt_ids"])
         for key in ("loss", "mel", "postnet", "duration"):

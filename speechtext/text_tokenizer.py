@@ -57,14 +57,18 @@ class TextTokenizer:
         hf = AutoTokenizer.from_pretrained(name_or_path)
         return cls(hf.backend_tokenizer, pad=hf.pad_token, cls=hf.cls_token, sep=hf.sep_token)
 
-    def encode(self, texts: list[str], max_length: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, texts: list[str], max_length: int = 64, allow_empty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Texts -> ``(ids (B, L), lengths (B,))``, padded with the pad id and cut at ``max_length``.
 
-        Raises :class:`TextTokenizerError` naming the text when one has no content tokens."""
+        Raises :class:`TextTokenizerError` naming the text when one has no content tokens, unless
+        ``allow_empty`` (training transcripts: an empty one, e.g. a silence clip, is the text "nothing
+        said", ``[CLS] [SEP]``)."""
         rows = []
         for text in texts:
             ids = self.backend.encode(text).ids
-            if all(i in (self.cls_id, self.sep_id, self.pad_id, self.unk_id) for i in ids):
+            if allow_empty and not text.strip():
+                ids = [self.cls_id, self.sep_id]
+            elif all(i in (self.cls_id, self.sep_id, self.pad_id, self.unk_id) for i in ids):
                 raise TextTokenizerError(f"text {text!r} tokenises to nothing; give words")
             rows.append(ids[: max_length - 1] + [self.sep_id] if len(ids) > max_length else ids)
         lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)

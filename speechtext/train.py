@@ -48,6 +48,9 @@ class Preempted(Exception):
     """Training stopped on a preemption signal after writing ``last.pt``; resume with ``--resume``."""
 
 
+LOGGED_LOSSES = ("ctc", "attention", "contrastive", "command", "intent", "mel", "postnet", "duration", "speaker")
+
+
 def _ignore_preemption_signals(_worker_id: int) -> None:
     # Slurm signals every process of the job step: a data worker must not die of it (the main
     # process finishes the step, checkpoints and shuts the workers down itself).
@@ -133,6 +136,8 @@ def validate(model, loader, tokenizer, ctx: Context, autocast_dtype) -> dict:
     model.eval()
     refs, hyps, loss_sum, utts = [], [], 0.0, 0
     for batch in loader:
+        if not batch["weight"]:
+            continue  # a rank's stand-in item (see EpochBatches.share)
         with _autocast(ctx.device, autocast_dtype):
             log_probs, frame_lengths = model.ctc_log_probs(batch["waveforms"].to(ctx.device), batch["lengths"].to(ctx.device))
         ctc = model.heads["ctc"].loss(log_probs, frame_lengths, batch["targets"].to(ctx.device), batch["target_lengths"].to(ctx.device))
@@ -222,13 +227,38 @@ def set_trainable(model, prefixes: list[str]) -> list:
     """Freeze every parameter whose name starts with none of ``prefixes`` ([]: train all); returns
     the trained parameters (see :func:`train_mode` for their modules' dropout)."""
     dotted = tuple(prefix.rstrip(".") + "." for prefix in prefixes)  # whole names: heads.synth is not heads.synthesis
-    params = [p for name, p in model.named_parameters() if not prefixes or name.startswith(dotted)]
+    # left out too: what the model froze when it was built (model.encoder.freeze_feature_encoder) and what
+    # no step uses under this config
+    skipped = _unused_parameters(model) | {id(p) for p in model.parameters() if not p.requires_grad}
+    params = [p for name, p in model.named_parameters()
+              if (not prefixes or name.startswith(dotted)) and id(p) not in skipped]
     if not params:
         raise ConfigError(f"train.trainable: {prefixes} matches no parameter; use names like heads.synthesis")
     chosen = {id(p) for p in params}
     for p in model.parameters():
         p.requires_grad_(id(p) in chosen)
     return params
+
+
+def _unused_parameters(model) -> set[int]:
+    """Parameters no training step uses under this config: wav2vec2's mask embedding when SpecAugment's
+    time masks are off. Left trainable, DDP would wait for their gradients forever (or fail)."""
+    unused = set()
+    for module in model.modules():
+        hf = getattr(module, "config", None)
+        embed = getattr(module, "masked_spec_embed", None)
+        if isinstance(embed, torch.nn.Parameter) and not (getattr(hf, "apply_spec_augment", True)
+                                                          and getattr(hf, "mask_time_prob", 0) > 0):
+            unused.add(id(embed))
+    return unused
+
+
+def may_skip_parameters(config: Config) -> bool:
+    """Whether a step may leave some parameters without a gradient, differently on each rank: LayerDrop
+    skips encoder layers at random, and the command and intent losses need batch contents (command pairs,
+    intent labels) that a rank's share may lack. DDP must then look for unused parameters each step."""
+    layerdrop = config.model.encoder.overrides.get("layerdrop", (config.model.encoder.hf_config or {}).get("layerdrop", 0))
+    return bool(layerdrop) or config.model.text_encoder is not None
 
 
 def train_mode(model) -> None:
@@ -271,7 +301,8 @@ class Trainer:
         self._make_loaders(train_data, valid_data)
         self.data_summary = {"train_dir": train_dir, "valid_dir": valid_dir, "train_utterances": len(train_data),
                              "train_hours": round(sum(self.train_set.durations) / 3600, 3)}
-        self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+                                                              find_unused_parameters=may_skip_parameters(config))
                     if ctx.world_size > 1 else self.model)
         # fused: one kernel over all parameters instead of a loop of small ops (7.5 -> 1.8 ms a step for the
         # tiny preset on 2 cores)
@@ -445,13 +476,17 @@ class Trainer:
         with no_sync():
             with _autocast(device, self.autocast_dtype):
                 loss, stats = self.ddp(on_device)
-            self.scaler.scale(loss / self.config.train.accum_grad).backward()
-        stats["audio_seconds"] = float(batch["lengths"].sum()) / 16000  # of the target audio
+            # batch["weight"]: this rank's share of the global batch (EpochBatches.share)
+            self.scaler.scale(loss * (batch["weight"] / self.config.train.accum_grad)).backward()
+        stats["audio_seconds"] = float(batch["lengths"].sum()) / 16000 if batch["weight"] else 0.0
+        if not batch["weight"]:
+            stats["utts"] = 0
         return stats
 
     def _optimizer_step(self) -> float:
         self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+        # grad_clip 0: no clipping (the norm is still measured and logged), as fairseq's clip_norm 0
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip or float("inf"))
         if torch.isfinite(norm) or self.scaler.is_enabled():
             self.scaler.step(self.optimizer)  # the scaler itself skips non-finite fp16 steps
         else:
@@ -462,14 +497,21 @@ class Trainer:
         return float(norm)
 
     def _log_train(self, running: list[dict], grad_norm: float, seconds: float) -> None:
-        utts = sum(s["utts"] for s in running)
-        heads = {k: sum(s.get(k, 0.0) * s["utts"] for s in running) / utts
-                 for k in ("ctc", "attention", "contrastive", "command", "intent", "mel", "postnet", "duration", "speaker")
-                 if any(k in s for s in running)}
-        entry = {"step": self.step, "epoch": self.epoch, "loss": sum(s["loss"] * s["utts"] for s in running) / utts, **heads,
+        # utterance-weighted sums over this rank's batches, then over all ranks: the global batch's figures;
+        # the same fixed list on every rank (a rank's batches may lack a head's targets)
+        keys = ("loss", *LOGGED_LOSSES)
+        sums = torch.tensor([sum(s["audio_seconds"] for s in running),
+                             *(sum(s[k] * s["utts"] for s in running if k in s) for k in keys),
+                             *(sum(s["utts"] for s in running if k in s) for k in keys)], dtype=torch.float64)
+        if self.ctx.world_size > 1:
+            sums = sums.to(self.ctx.device)
+            dist.all_reduce(sums)
+        audio, values, counts = sums[0].item(), sums[1:1 + len(keys)].tolist(), sums[1 + len(keys):].tolist()
+        means = {k: v / n for k, v, n in zip(keys, values, counts) if n}
+        utts = counts[0]
+        entry = {"step": self.step, "epoch": self.epoch, "loss": means.get("loss", float("nan")), **means,
                  "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm,
-                 "audio_x_realtime": sum(s["audio_seconds"] for s in running) * self.ctx.world_size / max(seconds, 1e-9),
-                 "utts_per_second": utts * self.ctx.world_size / max(seconds, 1e-9)}
+                 "audio_x_realtime": audio / max(seconds, 1e-9), "utts_per_second": utts / max(seconds, 1e-9)}
         self.history.append(entry)
         if self.ctx.main:
             log.info("step %(step)d epoch %(epoch)d loss %(loss).3f lr %(lr).2e grad %(grad_norm).2f "
@@ -523,8 +565,12 @@ def train(config: Config, train_dir: str, valid_dir: str, out_dir: str, resume: 
     steps and at each validation, with the exact batch order and RNG state of the killed run.
     """
     trainer = Trainer(config, train_dir, valid_dir, out_dir, resume=resume)
+    distributed = trainer.ctx.world_size > 1 and dist.is_initialized()
     try:
-        return trainer.fit()
+        final = trainer.fit()
+        if distributed:  # the other ranks wait for rank 0's final model: a rank that leaves early aborts gloo
+            dist.barrier()
+        return final
     finally:
-        if trainer.ctx.world_size > 1 and dist.is_initialized():
+        if distributed:
             dist.destroy_process_group()

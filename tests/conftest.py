@@ -54,6 +54,40 @@ def speech_dir(tmp_path_factory):
     return str(root / "data")
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def copy_egs(name: str, tmp_path):
+    """A copy of ``egs/<name>`` in ``tmp_path`` (without data/exp/wav), its recipes/ link pointing back here."""
+    recipe = tmp_path / name
+    if not recipe.exists():
+        shutil.copytree(os.path.join(ROOT, "egs", name), recipe, symlinks=True,
+                        ignore=shutil.ignore_patterns("data", "wav", "exp", "RESULTS.md"))
+        os.remove(recipe / "recipes")
+        os.symlink(os.path.join(ROOT, "recipes"), recipe / "recipes")
+    return recipe
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory):
+    """A wav2vec2 checkpoint directory as ``save_pretrained`` writes one (random weights): what a recipe's
+    ``--pretrained`` loads, as it would a hub id."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    from speechtext.models.audio_encoder import PRESETS
+
+    path = tmp_path_factory.mktemp("tiny_wav2vec2")
+    Wav2Vec2Model(Wav2Vec2Config(**{**PRESETS["tiny"], **TINY_ENCODER})).save_pretrained(str(path))
+    return str(path)
+
+
+def run_egs(recipe, *args, timeout: float = 900) -> subprocess.CompletedProcess:
+    """``bash run.sh ARGS`` in ``recipe`` with this interpreter's environment first on PATH."""
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+           "OMP_NUM_THREADS": "1", "VIRTUAL_ENV": os.environ.get("VIRTUAL_ENV", sys.prefix)}
+    return subprocess.run(["bash", "run.sh", *args], cwd=recipe, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def wavs(data_dir: str) -> list[str]:
     """The audio paths of a data dir's wav.scp, in its order."""
     return [line.split()[1] for line in open(os.path.join(data_dir, "wav.scp"))]

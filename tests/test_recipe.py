@@ -6,21 +6,14 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
+from conftest import copy_egs, run_egs
 
 def run_recipe(tmp_path, *args):
     """Copy egs/synth_commands (its recipes/ link pointing back here) and run run.sh there."""
     if not all(shutil.which(tool) for tool in ("espeak-ng", "flite", "festival")):
         pytest.skip("espeak-ng, flite and festival are needed (tools/setup.sh installs them)")
-    recipe = tmp_path / "synth_commands"
-    if not recipe.exists():
-        shutil.copytree(os.path.join(ROOT, "egs", "synth_commands"), recipe, symlinks=True,
-                        ignore=shutil.ignore_patterns("data", "wav", "exp", "RESULTS.md"))
-        os.remove(recipe / "recipes")
-        os.symlink(os.path.join(ROOT, "recipes"), recipe / "recipes")
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
-    return recipe, subprocess.run(["bash", "run.sh", *args], cwd=recipe, env=env, capture_output=True, text=True)
+    recipe = copy_egs("synth_commands", tmp_path)
+    return recipe, run_egs(recipe, *args, timeout=1800)
 
 
 @pytest.mark.recipe

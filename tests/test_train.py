@@ -109,18 +109,86 @@ def test_torn_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(str(path))
 
 
+def deterministic_config(**train):
+    """``tiny_config`` without dropout, SpecAugment masks or augmentation: what is left of a step is its
+    data, so runs that split the same global batches differently must agree."""
+    cfg = tiny_config(**train)
+    cfg.model.encoder.overrides.update(hidden_dropout=0.0, mask_time_prob=0.0)
+    cfg.model.ctc_dropout = 0.0
+    return cfg
+
+
+def torchrun(nproc: int, conf, data, out, *extra) -> subprocess.Popen:
+    """``speechtext train`` under ``torchrun --standalone`` with ``nproc`` gloo processes, started."""
+    cmd = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--standalone", f"--nproc_per_node={nproc}",
+           *train_cmd(conf, data, out, *extra)[1:]]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def losses(out) -> dict[int, float]:
+    return {e["step"]: e["loss"] for e in map(json.loads, open(os.path.join(out, "metrics.jsonl"))) if "loss" in e}
+
+
+def finish(proc: subprocess.Popen, timeout: float = 240) -> int:
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("training hung (no exit within the timeout)") from None
+    assert proc.returncode in (0, 75), err[-3000:]
+    return proc.returncode
+
+
 @pytest.mark.slow
-def test_ddp_two_processes_on_gloo(speech_dir, tmp_path):
+def test_two_gloo_processes_match_one_on_the_same_global_batches(speech_dir, tmp_path):
+    """A batch is a global batch split across ranks and weighted by its share: two processes take the
+    same steps on the same utterances as one, and log the same (global) loss."""
     conf = tmp_path / "c.yaml"
-    save_config(tiny_config(max_steps=3), str(conf))
-    cmd = ["torchrun", "--standalone", "--nproc_per_node=2", "-m", "speechtext.cli", "train", "--config", str(conf),
-           "--train-dir", speech_dir, "--valid-dir", speech_dir, "--out-dir", str(tmp_path / "ddp")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), cmd[0])] + cmd[1:], capture_output=True, text=True, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert os.path.exists(tmp_path / "ddp" / "final" / "model.safetensors")
-    log = open(tmp_path / "ddp" / "train.log").read()
-    assert log.count("validation at step 3") == 1  # rank 0 alone writes
+    save_config(deterministic_config(max_steps=6), str(conf))
+    assert finish(subprocess.Popen(train_cmd(conf, speech_dir, tmp_path / "one"), stderr=subprocess.PIPE, text=True)) == 0
+    assert finish(torchrun(2, conf, speech_dir, tmp_path / "two")) == 0
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert one.keys() == two.keys() == set(range(1, 7))
+    for step in one:
+        assert abs(two[step] - one[step]) <= 0.01 * one[step], (step, one[step], two[step])
+    assert (tmp_path / "two" / "train.log").read_text().count("validation at step 6") == 1  # rank 0 alone writes
+
+
+def preempt_at(proc: subprocess.Popen, out, step: int) -> None:
+    """SIGTERM to ``proc`` (torchrun passes it on to its workers) once ``out`` has logged ``step``."""
+    metrics = os.path.join(out, "metrics.jsonl")
+    while proc.poll() is None and not (os.path.exists(metrics) and max(losses(out), default=0) >= step):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first,then", [(2, 1), (1, 2)])
+def test_run_stopped_on_n_processes_resumes_on_m(first, then, speech_dir, tmp_path):
+    """Global batches do not depend on the number of processes, so a run preempted on N processes goes
+    on from the same batch and step on M and ends where an uninterrupted run ends."""
+    conf = tmp_path / "c.yaml"
+    save_config(deterministic_config(max_steps=8, valid_interval=4, save_interval=100), str(conf))
+    assert finish(subprocess.Popen(train_cmd(conf, speech_dir, tmp_path / "a"), stderr=subprocess.PIPE, text=True)) == 0
+    start = lambda n, *extra: (torchrun(n, conf, speech_dir, tmp_path / "b", *extra) if n > 1 else
+                               subprocess.Popen(train_cmd(conf, speech_dir, tmp_path / "b", *extra),
+                                                stderr=subprocess.PIPE, text=True))
+    proc = start(first)
+    preempt_at(proc, tmp_path / "b", 2)
+    try:  # torchrun itself exits 1 on SIGTERM once its workers have stopped (each with 75)
+        proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the preempted run did not stop") from None
+    assert proc.returncode == (75 if first == 1 else 1)
+    assert "preempted (signal 15)" in (tmp_path / "b" / "train.log").read_text()
+    stopped = load_checkpoint(str(tmp_path / "b" / "last.pt"))["step"]
+    assert 2 <= stopped < 8, "the run finished before the signal"
+    assert finish(start(then, "--resume")) == 0
+    a, b = losses(tmp_path / "a"), losses(tmp_path / "b")
+    assert sorted(b) == list(range(1, 9)), "a step was lost or run twice"
+    assert abs(b[8] - a[8]) <= 0.01 * a[8], (a[8], b[8])
 
 
 def test_an_existing_run_is_not_overwritten(trained_model, speech_dir):
@@ -161,3 +229,18 @@ def test_model_dir_records_the_precision_that_ran(trained_model):
     with open(os.path.join(trained_model, "speechtext.json"), encoding="utf-8") as handle:
         training = json.load(handle)["training"]
     assert training["precision"] == "none"
+
+
+def test_frozen_feature_encoder_and_unused_mask_embedding_stay_frozen():
+    """model.encoder.freeze_feature_encoder holds through train.trainable, and the mask embedding that no
+    step uses without SpecAugment time masks is not trained (DDP would wait for its gradient)."""
+    from speechtext.train import build_model, make_tokenizer, set_trainable
+
+    cfg = tiny_config()
+    cfg.model.encoder.freeze_feature_encoder = True
+    cfg.model.encoder.overrides["mask_time_prob"] = 0.0
+    model = build_model(cfg, make_tokenizer(cfg, ["abc"]))
+    trained = {id(p) for p in set_trainable(model, [])}
+    names = [n for n, p in model.named_parameters() if id(p) not in trained]
+    assert names and all("feature_extractor" in n or "masked_spec_embed" in n for n in names)
+    assert any("masked_spec_embed" in n for n in names) and not any(p.requires_grad for n, p in model.named_parameters() if n in names)

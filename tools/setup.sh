@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install everything speechtext needs on a fresh Debian/Ubuntu machine, idempotently:
 #   - with apt-get: espeak-ng, flite, festival + festvox-kdlpc16k (speech synthesisers for the recipes
-#     and tests) and asterisk-core-sounds-en-wav (recordings of a real voice, for test_real_digits)
+#     and tests), asterisk-core-sounds-en-wav (recordings of a real voice, for test_real_digits) and sox
+#     (the pipes of Kaldi-style speed-perturbed data dirs)
 #   - a virtualenv in .venv with speechtext (editable) and its dev extra (tests, Piper's voice,
 #     the peer recognisers PocketSphinx and whisper tiny.en, kenlm)
 # Usage: bash tools/setup.sh            (PYTHON=python3.11 to choose the interpreter)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need_apt=""
-for pkg in espeak-ng flite festival festvox-kdlpc16k asterisk-core-sounds-en-wav; do
+for pkg in espeak-ng flite festival festvox-kdlpc16k asterisk-core-sounds-en-wav sox; do
   dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed' || need_apt="$need_apt $pkg"
 done
 if [ -n "$need_apt" ]; then

@@ -1,0 +1,18 @@
+# Shared by recipes/asr.sh, tts.sh and export.sh (sourced after option parsing; needs $exp, $stage,
+# $stop_stage). A stage's messages (stderr) go to the terminal and to exp/logs/stage<N>.log; a failing
+# command stops the recipe with its exit status and names that log.
+set -eE -o pipefail
+mkdir -p exp/logs
+current_stage="" stage_cmd=""
+log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
+run_stage() { current_stage=$1; [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+stage_log() { echo "exp/logs/stage${current_stage:-0}.log"; }
+# timed N cmd...: run cmd as part of stage N, its stderr also into the stage's log, its time into $exp.timing
+timed() {
+  local s=$1 t0=$SECONDS; shift
+  current_stage=$s stage_cmd="$*"
+  { "$@" 2>&1 >&3 3>&- | tee -a "$(stage_log)" >&2 3>&-; } 3>&1  # stderr through tee; stdout untouched
+  echo "stage$s $((SECONDS - t0))" >> "$exp.timing"
+  stage_cmd=""
+}
+trap 'status=$?; echo "$(date "+%H:%M:%S") [stage ${current_stage:-?}] FAILED (exit $status): ${stage_cmd:-$BASH_COMMAND}; read $(stage_log)" >&2; exit $status' ERR
