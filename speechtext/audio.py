@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 
@@ -43,6 +44,25 @@ def _is_pipe(source: str) -> bool:
     return source.rstrip().endswith("|")
 
 
+# A member of an uncompressed tar (a Lhotse Shar shard) read in place: "<file>.tar:<offset>:<size>",
+# as Kaldi's "<file>.ark:<offset>" names an entry of an archive (speechtext.shards writes these).
+_TAR_MEMBER = re.compile(r"^(.+\.tar):(\d+):(\d+)$")
+
+
+def _read_tar_member(source: str) -> bytes | None:
+    match = _TAR_MEMBER.match(source)
+    if match is None:
+        return None
+    path, offset, size = match.group(1), int(match.group(2)), int(match.group(3))
+    _check_file(path)
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(size)
+    if len(data) != size:
+        raise AudioError(f"{source}: {path} ends before this member; the shard is truncated, convert it again")
+    return data
+
+
 def _check_file(source: str) -> None:
     if not os.path.exists(source):
         raise AudioError(f"{source}: file not found; check the path (relative paths are taken from the working directory)")
@@ -56,7 +76,7 @@ def probe_duration(spec: str | AudioSpec) -> float:
     spec = AudioSpec(spec) if isinstance(spec, str) else spec
     if spec.end is not None:
         return spec.end - spec.start
-    if _is_pipe(spec.source):
+    if _is_pipe(spec.source) or _TAR_MEMBER.match(spec.source):
         return len(load_audio(spec)) / SAMPLE_RATE
     _check_file(spec.source)
     if spec.source.lower().endswith((".pcm", ".raw", ".s16")):
@@ -94,7 +114,7 @@ def load_audio(spec: str | AudioSpec, sample_rate: int = SAMPLE_RATE, max_second
     if isinstance(spec, str):
         spec = AudioSpec(spec)
     source = spec.source
-    data = _read_pipe(source.rstrip()) if _is_pipe(source) else None
+    data = _read_pipe(source.rstrip()) if _is_pipe(source) else _read_tar_member(source)
     if data is None:
         _check_file(source)
     samples, rate = _decode(source, data, spec.start, spec.end)

@@ -498,6 +498,17 @@ def data_filter(src, dst, min_seconds, max_seconds) -> None:
     _data_tool(run)
 
 
+@data_group.command("to-shar")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--shard-size", type=int, default=1000, show_default=True, help="utterances per shard")
+def data_to_shar(src, dst, shard_size) -> None:
+    """Write the Kaldi data dir SRC as a Lhotse Shar dir DST (speechtext[lhotse]); train from it as from SRC."""
+    from .shards import kaldi_to_shar
+
+    _data_tool(lambda: f"{dst}: {kaldi_to_shar(src, dst, shard_size)} utterances")
+
+
 @cli.command("validate-data-dir")
 @click.argument("data_dir")
 @click.option("--no-text", is_flag=True, help="Do not require a text file.")

@@ -100,6 +100,14 @@ def _check_speakers(path: str, tables: dict, problems: list[str]) -> None:
 def validate_data_dir(path: str, need_text: bool = True, check_files: bool = True) -> list[str]:
     """Return a list of problems (empty when the directory is valid), each naming file and line."""
     problems: list[str] = []
+    from . import shards
+
+    if shards.is_shar_dir(path):
+        try:
+            shards.read_shar_dir(path)
+        except DataDirError as exc:
+            return [str(exc)]
+        return []
     if not os.path.isfile(os.path.join(path, "wav.scp")):
         return [f"{path}: no wav.scp; a data directory needs at least wav.scp (and text for training)"]
     # an empty transcript is allowed (Kaldi's too): silence or noise clips of a command corpus
@@ -139,7 +147,12 @@ def _resolve(data_dir: str, location: str) -> str:
 
 
 def read_data_dir(path: str, need_text: bool = True, check_files: bool = True) -> DataDir:
-    """Read and validate a data directory; raise :class:`DataDirError` listing every problem."""
+    """Read and validate a data directory (or a Lhotse Shar dir, :mod:`speechtext.shards`); raise
+    :class:`DataDirError` listing every problem."""
+    from . import shards
+
+    if shards.is_shar_dir(path):
+        return shards.read_shar_dir(path)
     problems = validate_data_dir(path, need_text=need_text, check_files=check_files)
     if problems:
         shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
