@@ -12,8 +12,6 @@ set -euo pipefail
 stage=0; stop_stage=100; corpus_dir=/data/VCTK-Corpus-0.92; pretrained=facebook/wav2vec2-base
 train_config=conf/train.yaml; tts_config=conf/tts.yaml; train_opts=""; tts_opts=""
 . recipes/parse_options.sh
-recipes/asr.sh --stage "$stage" --stop-stage "$stop_stage" --train-config "$train_config" \
-  --data-prep "speechtext prepare-corpus vctk $corpus_dir data" --train-set train --valid-set dev \
-  --test-sets test --decoders "greedy attention" --train-opts "--set model.encoder.pretrained=$pretrained $train_opts"
-recipes/tts.sh --stage "$stage" --stop-stage "$stop_stage" --tts-config "$tts_config" --voices 11 --per-voice 5 \
-  --init-model "exp/$(basename "${train_config%.*}")/final" --train-opts "$tts_opts"
+recipes/synthesis_recipe.sh --stage "$stage" --stop-stage "$stop_stage" --data-prep "speechtext prepare-corpus vctk $corpus_dir data" \
+  --pretrained "$pretrained" --train-config "$train_config" --tts-config "$tts_config" --train-opts "$train_opts" \
+  --tts-opts "$tts_opts" --voices 11 --per-voice 5
