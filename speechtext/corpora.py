@@ -55,7 +55,8 @@ def _utt(root: str, rel: str, speaker: str, text: str, intent: str, where: str) 
     return Utterance(f"{speaker}-{stem}", AudioSpec(os.path.abspath(path)), text, speaker, intent)
 
 
-def _write(out_dir: str, name: str, utts: list[Utterance]) -> int:
+def write_split(out_dir: str, name: str, utts: list[Utterance]) -> int:
+    """Write ``out_dir/name`` from ``utts``; two files giving one utterance id is an error. Returns the count."""
     ids = [u.utt_id for u in utts]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)
@@ -73,7 +74,7 @@ def prepare_fsc(root: str, out_dir: str, holdout: float = 0.0) -> dict[str, int]
         splits["test_zeroshot"] = [u for u in splits["test"] if u.text in held]
         for name in FSC_SPLITS:
             splits[name] = [u for u in splits[name] if u.text not in held]
-    return {name: _write(out_dir, name, utts) for name, utts in splits.items()}
+    return {name: write_split(out_dir, name, utts) for name, utts in splits.items()}
 
 
 def _read_fsc_csv(root: str, file: str) -> list[Utterance]:
@@ -140,7 +141,7 @@ def prepare_gsc(root: str, out_dir: str, task: int = 35) -> dict[str, int]:
     if task == 12:
         for split, utts in _silence_clips(root, os.path.join(out_dir, "silence_wav")).items():
             splits[split] += utts
-    return {name: _write(out_dir, name, utts) for name, utts in splits.items()}
+    return {name: write_split(out_dir, name, utts) for name, utts in splits.items()}
 
 
 def _silence_clips(root: str, wav_dir: str) -> dict[str, list[Utterance]]:

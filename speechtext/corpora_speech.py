@@ -19,7 +19,7 @@ import csv
 import os
 
 from .audio import AudioSpec
-from .corpora import _write, missing_corpus
+from .corpora import missing_corpus, write_split
 from .data import DataDirError, Utterance
 
 LIBRISPEECH_SUBSETS = ["train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other",
@@ -44,7 +44,7 @@ def prepare_librispeech(root: str, out_dir: str, subsets: list[str]) -> dict[str
                 utts += _librispeech_chapter(os.path.join(folder, speaker, chapter), speaker, chapter)
         if not utts:
             raise missing_corpus("librispeech", root, f"{folder}/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt")
-        counts[subset.replace("-", "_")] = _write(out_dir, subset.replace("-", "_"), utts)
+        counts[subset.replace("-", "_")] = write_split(out_dir, subset.replace("-", "_"), utts)
     return counts
 
 
@@ -83,7 +83,7 @@ def prepare_ljspeech(root: str, out_dir: str, num_dev: int = 250, num_test: int 
         raise DataDirError(f"{meta}: {len(utts)} utterances; more than dev + test ({num_dev + num_test}) are needed")
     split = len(utts) - num_dev - num_test
     parts = {"train": utts[:split], "dev": utts[split:split + num_dev], "test": utts[split + num_dev:]}
-    return {name: _write(out_dir, name, part) for name, part in parts.items()}
+    return {name: write_split(out_dir, name, part) for name, part in parts.items()}
 
 
 def prepare_vctk(root: str, out_dir: str, dev_every: int = 50) -> dict[str, int]:
@@ -113,7 +113,7 @@ def prepare_vctk(root: str, out_dir: str, dev_every: int = 50) -> dict[str, int]
             splits[split].append(utt)
     if not splits["train"]:
         raise missing_corpus("vctk", root, f"{audio_dir}/<speaker>/<speaker>_<n>{pattern} with {root}/txt/<speaker>/<speaker>_<n>.txt")
-    counts = {name: _write(out_dir, name, utts) for name, utts in splits.items()}
+    counts = {name: write_split(out_dir, name, utts) for name, utts in splits.items()}
     return {**counts, "no_transcript": no_transcript}
 
 

@@ -509,7 +509,7 @@ class Trainer:
         audio, values, counts = sums[0].item(), sums[1:1 + len(keys)].tolist(), sums[1 + len(keys):].tolist()
         means = {k: v / n for k, v, n in zip(keys, values, counts) if n}
         utts = counts[0]
-        entry = {"step": self.step, "epoch": self.epoch, "loss": means.get("loss", float("nan")), **means,
+        entry = {"step": self.step, "epoch": self.epoch, "loss": float("nan"), **means,
                  "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm,
                  "audio_x_realtime": audio / max(seconds, 1e-9), "utts_per_second": utts / max(seconds, 1e-9)}
         self.history.append(entry)

@@ -37,7 +37,7 @@ def test_synth_commands_smoke(tmp_path):
     assert (recipe / "exp" / "train_smoke" / "model.tar.gz").stat().st_size > 10000
     # Stages are idempotent: a second run reuses the corpus and the trained model.
     _, again = run_recipe(tmp_path, "--size", "smoke", "--stop-stage", "2")
-    assert again.returncode == 0 and "data/ is up to date" in again.stdout and "final exists" in again.stdout
+    assert again.returncode == 0 and "data/ is prepared" in again.stdout and "final exists" in again.stdout
 
 
 @pytest.mark.recipe
