@@ -49,7 +49,7 @@ if run_stage 0; then
   else
     log 0 "data preparation: $data_prep"
     timed 0 bash -c "$data_prep"
-    echo "$data_prep" > data/.prep_done
+    mkdir -p data && echo "$data_prep" > data/.prep_done
   fi
 fi
 

@@ -9,13 +9,14 @@
 #       passed on as SIGTERM to the job's steps: torchrun hands it to its workers, which finish the step,
 #       write last.pt and exit 75; the job then requeues itself and the requeued job resumes
 #       (--resume-if-present). torchrun allows its workers 30 s for that (its shutdown timeout).
-#       $slurm_opts (cmd.sh) adds sbatch options: partition, time limit, account, cpus.
+#       $cpus_per_node (cmd.sh) gives sbatch and srun --cpus-per-task; $slurm_opts adds sbatch options:
+#       partition, time limit, account.
 set -euo pipefail
-backend=local; ngpu=0; nodes=1; job_dir=exp; slurm_opts=${slurm_opts:-}; port=${port:-29500}
+backend=local; ngpu=0; nodes=1; job_dir=exp; slurm_opts=${slurm_opts:-}; cpus=${cpus_per_node:-}
 nproc=${nproc_per_node:-}  # processes per node; default: one per GPU (CPU-only DDP: set nproc_per_node)
 while [ $# -gt 0 ] && [ "$1" != -- ]; do
   case $1 in
-    --backend|--ngpu|--nodes|--job-dir|--slurm-opts|--port|--nproc) v=${1#--}; printf -v "${v//-/_}" '%s' "$2"; shift 2 ;;
+    --backend|--ngpu|--nodes|--job-dir|--slurm-opts|--cpus|--nproc) v=${1#--}; printf -v "${v//-/_}" '%s' "$2"; shift 2 ;;
     *) echo "$0: unknown option $1" >&2; exit 1 ;;
   esac
 done
@@ -23,12 +24,15 @@ done
 [ -n "$nproc" ] || nproc=$(( ngpu > 1 ? ngpu : 1 ))
 case $backend in
   local)
+    if [ "$nodes" -gt 1 ]; then echo "$0: --nodes $nodes needs a cluster backend (--backend slurm)" >&2; exit 1; fi
     if [ "$nproc" -gt 1 ]; then exec torchrun --standalone --nproc_per_node="$nproc" -m speechtext.cli "$@"; fi
     exec speechtext "$@" ;;
   slurm) ;;
   *) echo "$0: unknown backend '$backend' (local or slurm; set in cmd.sh)" >&2; exit 1 ;;
 esac
 
+[ "$ngpu" -gt 0 ] || [ -n "${nproc_per_node:-}" ] ||
+  echo "$0: no GPUs asked for (ngpu=0, as detected on this host): one CPU process per node; set --ngpu" >&2
 mkdir -p "$job_dir"
 script=$job_dir/train.sbatch
 {
@@ -36,25 +40,28 @@ script=$job_dir/train.sbatch
   echo "#SBATCH --job-name=speechtext-$(basename "$job_dir") --nodes=$nodes --ntasks-per-node=1"
   echo "#SBATCH --requeue --signal=B:USR1@120 --open-mode=append --output=$job_dir/slurm-%j.out"
   [ "$ngpu" -gt 0 ] && echo "#SBATCH --gpus-per-node=$ngpu"
+  [ -n "$cpus" ] && echo "#SBATCH --cpus-per-task=$cpus"
   echo "cd $(printf %q "$PWD")"
   echo "export PATH=$(printf %q "$PATH") PYTHONPATH=$(printf %q "${PYTHONPATH:-}") PYTHONUNBUFFERED=1"
   echo "command=($(printf '%q ' "$@"))"
-  echo "nproc=$nproc port=$port"
+  echo "nproc=$nproc cpus=$cpus"
   cat <<'BODY'
 preempted=0
 # Slurm's warning (USR1 to this shell) or its preemption (TERM): pass SIGTERM to the steps, let them stop
 forward() { preempted=1; scancel --signal=TERM "$SLURM_JOB_ID"; }
 trap forward USR1 TERM
 head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+port=$((20000 + SLURM_JOB_ID % 20000))  # per job: two jobs whose first node is one machine must not collide
 echo "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on $SLURM_JOB_NODELIST: $nproc process(es) per node"
-srun --kill-on-bad-exit=1 torchrun --nnodes="$SLURM_JOB_NUM_NODES" --nproc_per_node="$nproc" \
+srun --kill-on-bad-exit=1 ${cpus:+--cpus-per-task=$cpus} torchrun --nnodes="$SLURM_JOB_NUM_NODES" --nproc_per_node="$nproc" \
   --rdzv_backend=c10d --rdzv_endpoint="$head:$port" --rdzv_id="$SLURM_JOB_ID" -m speechtext.cli "${command[@]}" &
 step=$!
 status=0
 while kill -0 "$step" 2>/dev/null; do wait "$step" && status=0 || status=$?; done  # a trapped signal ends wait early
-if [ "$preempted" = 1 ]; then
+if [ "$preempted" = 1 ] && [ "$status" != 0 ]; then  # a run that finished before the signal is done
   echo "preempted: requeueing job $SLURM_JOB_ID (it resumes from last.pt)"
-  scontrol requeue "$SLURM_JOB_ID"
+  # refused where Slurm requeues by itself (PreemptMode=REQUEUE) or the job is being cancelled
+  scontrol requeue "$SLURM_JOB_ID" || echo "scontrol requeue refused; resubmit to resume from last.pt"
   exit 0
 fi
 exit "$status"

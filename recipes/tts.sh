@@ -38,7 +38,8 @@ fi
 
 if run_stage 7; then
   rm -f "$exp/voices_$eval_set.npz"  # the real utterances' speaker embeddings, shared by the four scorings
-  for kind in same unrelated; do
+  kinds="same unrelated"; [ "$voices" -gt 1 ] || kinds=same  # one voice has no other voice for the floor
+  for kind in $kinds; do
     out=$exp/synth_${eval_set}_$kind
     log 7 "synthesising $voices voices x $per_voice sentences of data/$eval_set ($kind-voice references) in $out"
     rm -rf "$out"

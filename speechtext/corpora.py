@@ -8,8 +8,10 @@
   that use them become ``test_zeroshot`` (commands the model never heard phrased that way).
 * Google Speech Commands v2: ``<root>/<word>/<speaker>_nohash_<n>.wav`` with ``validation_list.txt``
   and ``testing_list.txt``; the rest (not ``_background_noise_``) is train; intent = the word
-  (``task=35``), or one of the ten command words, ``_unknown_`` or ``_silence_`` (``task=12``: one-second
-  clips cut from ``_background_noise_``, written under ``<out_dir>/silence_wav``).
+  (``task=35``), or one of the ten command words, ``_unknown_`` or ``_silence_`` (``task=12``: each 10 % of
+  a split's command words, as the corpus's own training script: unknown words by a fixed hash, silence
+  as one-second clips of ``_background_noise_`` written under ``<out_dir>/silence_wav``). Its test set
+  comes from the main archive's testing_list.txt, not the separate v0.02 12-class test archive.
 
 Where a corpus is absent, the error says where to download it (:data:`DOWNLOADS`).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import os
 
 import numpy as np
@@ -139,27 +142,46 @@ def prepare_gsc(root: str, out_dir: str, task: int = 35) -> dict[str, int]:
     if not any(splits.values()):
         raise missing_corpus("gsc", root, "<word>/<speaker>_nohash_<n>.wav files")
     if task == 12:
-        for split, utts in _silence_clips(root, os.path.join(out_dir, "silence_wav")).items():
-            splits[split] += utts
+        _balance_12(splits, root, os.path.join(out_dir, "silence_wav"))
     return {name: write_split(out_dir, name, utts) for name, utts in splits.items()}
 
 
-def _silence_clips(root: str, wav_dir: str) -> dict[str, list[Utterance]]:
-    """One-second clips of ``_background_noise_``: every tenth to valid, the next to test, the rest train
-    (the way the corpus's own training script makes its _silence_ class)."""
+def _balance_12(splits: dict[str, list[Utterance]], root: str, wav_dir: str) -> None:
+    """The 12-class task as the corpus's own training script (TensorFlow's speech_commands train.py)
+    builds it: in each split, ``_unknown_`` and ``_silence_`` each get 10 % of the number of command-word
+    utterances (rounded up); the unknown ones are a fixed-hash choice of the other words."""
+    pools = _silence_pools(root)
+    for split, utts in splits.items():
+        size = math.ceil(0.1 * sum(u.intent != "_unknown_" for u in utts))
+        unknown = sorted((u for u in utts if u.intent == "_unknown_"), key=lambda u: stable_fraction(u.utt_id))
+        splits[split] = [u for u in utts if u.intent != "_unknown_"] + unknown[:size]
+        splits[split] += _silence_clips(pools[split], wav_dir, size)
+
+
+def _silence_pools(root: str) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """One-second windows (half-second hop) of every ``_background_noise_`` file, its first 80 % for
+    train, the next 10 % for valid, the last 10 % for test (no window spans two splits)."""
     noise_dir = os.path.join(root, "_background_noise_")
     if not os.path.isdir(noise_dir):
         raise missing_corpus("gsc", root, f"{noise_dir} (the 12-class task cuts its _silence_ class from it)")
-    os.makedirs(wav_dir, exist_ok=True)
-    splits: dict[str, list[Utterance]] = {"train": [], "valid": [], "test": []}
+    pools: dict[str, list[tuple[str, np.ndarray]]] = {"train": [], "valid": [], "test": []}
     for file in sorted(f for f in os.listdir(noise_dir) if f.endswith(".wav")):
-        noise = load_audio(os.path.join(noise_dir, file))
-        stem = os.path.splitext(file)[0]
-        for k in range(len(noise) // 16000):
-            path = os.path.join(wav_dir, f"{stem}_{k:03d}.wav")
-            if not os.path.exists(path):
-                sf.write(path, np.asarray(noise[k * 16000:(k + 1) * 16000]), 16000, subtype="PCM_16")
-            split = "valid" if k % 10 == 0 else "test" if k % 10 == 1 else "train"
-            utt_id = f"silence-{stem}-{k:03d}"
-            splits[split].append(Utterance(utt_id, AudioSpec(os.path.abspath(path)), "", "silence", "_silence_", 1.0))
-    return splits
+        noise, stem = load_audio(os.path.join(noise_dir, file)), os.path.splitext(file)[0]
+        bounds = [0, int(0.8 * len(noise)), int(0.9 * len(noise)), len(noise)]
+        for split, start, end in zip(pools, bounds, bounds[1:]):
+            for at in range(start, end - 16000 + 1, 8000):
+                pools[split].append((f"{stem}-{at // 8000:04d}", noise[at:at + 16000]))
+    return pools
+
+
+def _silence_clips(pool: list[tuple[str, np.ndarray]], wav_dir: str, count: int) -> list[Utterance]:
+    """``count`` windows of ``pool`` (a fixed-hash choice), written as wavs under ``wav_dir``."""
+    os.makedirs(wav_dir, exist_ok=True)
+    chosen = sorted(pool, key=lambda item: stable_fraction(item[0]))[:count]
+    utts = []
+    for name, samples in chosen:
+        path = os.path.join(wav_dir, f"{name}.wav")
+        if not os.path.exists(path):
+            sf.write(path, np.asarray(samples), 16000, subtype="PCM_16")
+        utts.append(Utterance(f"silence-{name}", AudioSpec(os.path.abspath(path)), "", "silence", "_silence_", 1.0))
+    return utts

@@ -215,6 +215,9 @@ def write_data_dir(path: str, utterances: list[Utterance]) -> None:
     os.makedirs(path, exist_ok=True)
     write_table(os.path.join(path, "wav.scp"), {u.utt_id: u.audio.source for u in utterances})
     columns = {"text": "text", "utt2spk": "speaker", "utt2intent": "intent", "utt2dur": "duration"}
+    for stale in ("segments", "spk2utt", *columns):  # a previous preparation's tables must not outlive it
+        if os.path.exists(os.path.join(path, stale)):
+            os.remove(os.path.join(path, stale))
     for name, attr in columns.items():
         rows = {u.utt_id: getattr(u, attr) for u in utterances if getattr(u, attr) is not None}
         if rows:

@@ -15,10 +15,24 @@ Tables = dict[str, dict[str, str]]
 
 
 def read_tables(path: str) -> Tables:
-    """A validated data dir as ``{table name: {key: value}}`` for the tables present."""
+    """A validated data dir as ``{table name: {key: value}}`` for the tables present; audio paths
+    relative to the data dir are made absolute, so they still resolve from the written dir."""
+    from .shards import is_shar_dir
+
+    if is_shar_dir(path):
+        raise DataDirError(f"{path}: a Lhotse Shar dir; these tools work on Kaldi data dirs (use the dir it was "
+                           "converted from, then convert the result again)")
     read_data_dir(path, need_text=False)
-    return {name: {key: rest for _, key, rest in read_table(os.path.join(path, name), min_fields=1)}
-            for name in TABLES if os.path.exists(os.path.join(path, name))}
+    tables = {name: {key: rest for _, key, rest in read_table(os.path.join(path, name), min_fields=1)}
+              for name in TABLES if os.path.exists(os.path.join(path, name))}
+    tables["wav.scp"] = {k: os.path.abspath(os.path.join(path, v)) if _relative_file(path, v) else v
+                         for k, v in tables["wav.scp"].items()}
+    return tables
+
+
+def _relative_file(path: str, location: str) -> bool:
+    return (not os.path.isabs(location) and not location.endswith("|") and not os.path.exists(location)
+            and os.path.exists(os.path.join(path, location)))
 
 
 def utterance_ids(tables: Tables) -> list[str]:
@@ -129,7 +143,7 @@ def _perturbed(table: str, value: str, factor: float, prefix: str) -> str:
         return value
     if table == "wav.scp":
         source = value.rstrip()
-        head = f"{source[:-1].rstrip()} sox -t wav - -t wav -" if source.endswith("|") else f"sox {shlex.quote(source)} -t wav -"
+        head = f"{source[:-1].rstrip()} | sox -t wav - -t wav -" if source.endswith("|") else f"sox {shlex.quote(source)} -t wav -"
         return f"{head} speed {factor:g} |"
     if table == "utt2spk":
         return prefix + value

@@ -53,6 +53,8 @@ def kaldi_to_shar(data_dir: str, out_dir: str, shard_size: int = 1000, progress:
     _lhotse()
     data = read_data_dir(data_dir)
     os.makedirs(out_dir, exist_ok=True)
+    for old in glob.glob(os.path.join(out_dir, "cuts.*.jsonl.gz")) + glob.glob(os.path.join(out_dir, "recording.*.tar")):
+        os.remove(old)  # an earlier conversion's shards would be read beside the new ones
     with SharWriter(out_dir, fields={"recording": "flac"}, shard_size=shard_size) as writer:
         for utt in tqdm(data.utterances, desc=f"shar {os.path.basename(out_dir)}", unit="utt", disable=not progress):
             samples = load_audio(utt.audio)
@@ -70,35 +72,55 @@ def kaldi_to_shar(data_dir: str, out_dir: str, shard_size: int = 1000, progress:
     return len(data.utterances)
 
 
+def _tar_stamp(tar: str) -> list:
+    stat = os.stat(tar)
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def _write_index(path: str) -> dict:
+    """Member offsets of every tar, keyed by file name, each with the (size, mtime) it was scanned at.
+    Written beside the shards when the directory is writable (one process at a time replaces it
+    atomically); kept in memory otherwise."""
     index = {}
     for tar in sorted(glob.glob(os.path.join(path, "recording.*.tar"))):
         try:
             with tarfile.open(tar) as handle:  # headers only: members are skipped over, not read
-                index[os.path.basename(tar)] = {m.name: [m.offset_data, m.size] for m in handle.getmembers()
-                                                if m.name.endswith(".flac")}
+                members = {m.name: [m.offset_data, m.size] for m in handle.getmembers() if m.name.endswith(".flac")}
         except (tarfile.TarError, OSError) as exc:
             raise DataDirError(f"{tar}: cannot read the shard ({exc}); it is truncated or not a tar, convert it again") from exc
-    tmp = os.path.join(path, INDEX + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(index, handle)
-    os.replace(tmp, os.path.join(path, INDEX))
+        index[os.path.basename(tar)] = {"stamp": _tar_stamp(tar), "members": members}
+    tmp = os.path.join(path, f"{INDEX}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(index, handle)
+        os.replace(tmp, os.path.join(path, INDEX))
+    except OSError:  # a read-only copy of the shards: scan again next time
+        pass
+    return index
+
+
+def _load_index(path: str) -> dict:
+    """The saved index when every tar still has the size and mtime it was scanned at, else a new scan."""
+    try:
+        index = json.load(open(os.path.join(path, INDEX), encoding="utf-8"))
+    except (OSError, ValueError):
+        return _write_index(path)
+    tars = {os.path.basename(t): t for t in glob.glob(os.path.join(path, "recording.*.tar"))}
+    if set(index) != set(tars) or any(index[name].get("stamp") != _tar_stamp(t) for name, t in tars.items()):
+        return _write_index(path)
     return index
 
 
 def read_shar_dir(path: str) -> DataDir:
     """The utterances of a Shar dir, in id order as a Kaldi dir's, their audio inside the shards."""
     lhotse = _lhotse()
-    index_path = os.path.join(path, INDEX)
-    tars = glob.glob(os.path.join(path, "recording.*.tar"))
-    fresh = os.path.exists(index_path) and all(os.path.getmtime(t) <= os.path.getmtime(index_path) for t in tars)
-    index = json.load(open(index_path, encoding="utf-8")) if fresh else _write_index(path)
+    index = _load_index(path)
     cut_files = sorted(glob.glob(os.path.join(path, "cuts.*.jsonl.gz")))
     data = DataDir(path)
     for cut_file in cut_files:
         tar = os.path.basename(cut_file).replace("cuts.", "recording.").replace(".jsonl.gz", ".tar")
-        members = index.get(tar)
-        if members is None or not os.path.exists(os.path.join(path, tar)):
+        members = index.get(tar, {}).get("members")
+        if members is None:
             raise DataDirError(f"{cut_file}: its audio shard {os.path.join(path, tar)} is missing")
         for cut in lhotse.CutSet.from_jsonl_lazy(cut_file):
             if f"{cut.id}.flac" not in members:

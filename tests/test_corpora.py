@@ -68,22 +68,27 @@ def write_tone(path, seconds=0.5, rate=16000):
     sf.write(str(path), tone(seconds, rate), rate)
 
 
-def test_gsc_12_classes_map_other_words_to_unknown_and_cut_silence(tmp_path):
+def test_gsc_12_classes_keep_10_percent_unknown_and_silence(tmp_path):
     from speechtext.corpora import prepare_gsc
 
     root = tmp_path / "gsc"
-    for rel in ("yes/aaa_nohash_0.wav", "marvin/bbb_nohash_0.wav", "no/ccc_nohash_0.wav"):
-        write_tone(root / rel)
-    write_tone(root / "_background_noise_" / "pink_noise.wav", seconds=12.2)
-    (root / "validation_list.txt").write_text("no/ccc_nohash_0.wav\n")
+    for n in range(20):  # 20 command words and 5 other words in train, 10 commands in valid
+        write_tone(root / "yes" / f"s{n:02d}_nohash_0.wav")
+        if n < 5:
+            write_tone(root / "marvin" / f"s{n:02d}_nohash_0.wav")
+        if n < 10:
+            write_tone(root / "no" / f"v{n:02d}_nohash_0.wav")
+    write_tone(root / "_background_noise_" / "pink_noise.wav", seconds=30.0)
+    (root / "validation_list.txt").write_text("".join(f"no/v{n:02d}_nohash_0.wav\n" for n in range(10)))
     (root / "testing_list.txt").write_text("")
     counts = prepare_gsc(str(root), str(tmp_path / "out"), task=12)
     train = read_data_dir(str(tmp_path / "out" / "train"))
-    silence = [u for u in train if u.intent == "_silence_"]
-    # 12 one-second clips: the 1st and 11th to valid, the 2nd and 12th to test, 8 to train
-    assert {u.intent for u in train} == {"yes", "_unknown_", "_silence_"} and len(silence) == 8
-    assert counts == {"train": 10, "valid": 3, "test": 2} and silence[0].text == ""
-    assert [u.text for u in train if u.intent == "_unknown_"] == ["marvin"]
+    by_intent = lambda data: sorted(u.intent for u in data)
+    assert by_intent(train) == ["_silence_"] * 2 + ["_unknown_"] * 2 + ["yes"] * 20  # ceil(10 % of 20) each
+    assert [u.text for u in train if u.intent == "_unknown_"] == ["marvin", "marvin"]
+    assert {u.text for u in train if u.intent == "_silence_"} == {""}
+    assert by_intent(read_data_dir(str(tmp_path / "out" / "valid"))) == ["_silence_"] + ["no"] * 10
+    assert counts == {"train": 24, "valid": 11, "test": 0}
 
 
 def test_fsc_holdout_moves_phrasings_to_test_zeroshot(tmp_path):

@@ -63,3 +63,26 @@ def test_a_bad_source_is_a_clear_error(tmp_path):
     (tmp_path / "bad" / "wav.scp").write_text("b x.wav\na y.wav\n")
     out = cli("subset", str(tmp_path / "bad"), str(tmp_path / "out"), "--first", "1")
     assert out.returncode == 2 and "wav.scp:2: 'a' is out of order" in out.stderr
+
+
+def test_speed_perturbation_of_a_piped_wav_scp(speech_dir, tmp_path):
+    """A wav.scp entry that is already a command (Kaldi's ``... |``) is piped on into sox."""
+    tools.subset(speech_dir, str(tmp_path / "one"), first=1)
+    scp = tmp_path / "one" / "wav.scp"
+    utt, path = scp.read_text().split()
+    scp.write_text(f"{utt} sox {path} -t wav - |\n")
+    tools.speed_perturb(str(tmp_path / "one"), str(tmp_path / "sp"), (1.1,))
+    perturbed = read_data_dir(str(tmp_path / "sp")).utterances[0]
+    assert perturbed.audio.source == f"sox {path} -t wav - | sox -t wav - -t wav - speed 1.1 |"
+    assert abs(len(load_audio(perturbed.audio)) - len(load_audio(path)) / 1.1) < 200
+
+
+def test_relative_audio_paths_still_resolve_after_a_split(speech_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(os.path.dirname(speech_dir), tmp_path / "corpus")
+    data = tmp_path / "corpus" / "data"
+    scp = data / "wav.scp"
+    scp.write_text("".join(f"{k} ../{os.path.basename(v)}\n" for k, v in (line.split() for line in scp.read_text().splitlines())))
+    for part in tools.split(str(data), 2):
+        assert all(os.path.exists(u.audio.source) for u in read_data_dir(part))

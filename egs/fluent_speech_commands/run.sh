@@ -12,7 +12,8 @@ set -euo pipefail
 stage=0; stop_stage=100; corpus_dir=/data/fluent_speech_commands_dataset; holdout=0.2
 pretrained=facebook/wav2vec2-base; train_config=conf/train.yaml; train_opts=""
 . recipes/parse_options.sh
+zeroshot=$(awk -v h="$holdout" 'BEGIN { if (h > 0) print "test_zeroshot" }')  # no held-out phrasings: no such set
 recipes/asr.sh --stage "$stage" --stop-stage "$stop_stage" --train-config "$train_config" \
   --data-prep "speechtext prepare-corpus fsc $corpus_dir data --holdout $holdout" \
-  --train-set train --valid-set valid --test-sets test --zeroshot-set test_zeroshot --decoders greedy \
+  --train-set train --valid-set valid --test-sets test --zeroshot-set "$zeroshot" --decoders greedy \
   --train-opts "--set model.encoder.pretrained=$pretrained $train_opts"
