@@ -81,7 +81,7 @@ if run_stage 2; then
     log 2 "$exp/final exists; delete it to train again"
   else
     resume=""; [ -f "$exp/last.pt" ] && resume="--resume"
-    log 2 "training $exp ${resume:+(resuming)} on $ngpu GPU(s) through the $backend backend"
+    log 2 "training $exp ${resume:+(resuming) }on $ngpu GPU(s) through the $backend backend"
     timed 2 "$(dirname "$0")/launch.sh" --backend "$backend" --ngpu "$ngpu" --nodes "$nodes" --job-dir "$exp" -- \
       train --config "$train_config" --train-dir "data/$train_set" --valid-dir "data/$valid_set" --out-dir "$exp" \
       --resume-if-present $train_opts
