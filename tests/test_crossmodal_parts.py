@@ -57,6 +57,17 @@ def test_contrastive_loss_rewards_alignment_and_masks_duplicates():
     assert unmasked == pytest.approx(2 * math.log(2) / 4, abs=1e-3)
 
 
+def test_contrastive_loss_is_computed_in_fp32_under_bf16_autocast():
+    """Cosines times CLIP's scale of 100: in bf16 they would carry ~0.5 of rounding noise per logit."""
+    torch.manual_seed(0)
+    audio, text = (torch.nn.functional.normalize(torch.randn(32, 64), dim=-1) for _ in range(2))
+    keys, scale = [str(i) for i in range(32)], torch.tensor(100.0)
+    exact = contrastive_loss(audio, text, scale, keys)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = contrastive_loss(audio, text, scale, keys)
+    assert under_autocast.dtype == torch.float32 and torch.allclose(under_autocast, exact, atol=1e-5)
+
+
 def test_masked_mean_and_projection_are_unit_vectors():
     states = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]]])
     assert masked_mean(states, torch.tensor([2])).tolist() == [[2.0, 2.0]]

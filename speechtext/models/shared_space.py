@@ -47,7 +47,10 @@ def contrastive_loss(audio: torch.Tensor, text: torch.Tensor, scale: torch.Tenso
     ``keys`` are the pairs' transcripts: two items with the same transcript are not each other's
     negatives (their off-diagonal similarities are masked out), so duplicates never fight.
     """
-    logits = scale * audio @ text.t()
+    # In fp32 even under bf16 autocast: bf16 keeps ~3 significant digits of a cosine, and times CLIP's
+    # scale (up to 100) that is logit noise of ~0.5 (the bf16 recipe's shared-space retrieval fell 4x).
+    with torch.autocast(audio.device.type, enabled=False):
+        logits = scale.float() * (audio.float() @ text.float().t())
     same = torch.tensor([[a == b for b in keys] for a in keys], device=logits.device)
     eye = torch.eye(len(keys), dtype=torch.bool, device=logits.device)
     logits = logits.masked_fill(same & ~eye, float("-inf"))
