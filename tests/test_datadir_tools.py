@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-import soundfile as sf
 
 from speechtext.audio import load_audio
 from speechtext.data import DataDirError, read_data_dir, validate_data_dir
