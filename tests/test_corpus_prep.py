@@ -60,6 +60,26 @@ def test_real_digits_set_is_spliced_from_the_recordings(tmp_path):
     assert open(tmp_path / "data" / "text").read() == open(tmp_path / "data2" / "text").read()  # fixed seed
 
 
+@needs_asterisk
+def test_real_training_prompts_never_say_a_digit(tmp_path):
+    # The digit recordings of this speaker are the real test set: training must not hear her say one.
+    out = run_local("make_real_prompts.py", "--copies", "2", "--data-dir", str(tmp_path / "data"),
+                    "--wav-dir", str(tmp_path / "wav"))
+    assert out.returncode == 0, out.stderr
+    data = read_data_dir(str(tmp_path / "data"))
+    assert len(data) > 600  # ~380 prompts, two copies each
+    digits = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "oh"}
+    sources = {utt.audio.source for utt in data}
+    assert len(sources) * 2 == len(data)
+    for utt in data:
+        assert utt.speaker == "allison" and utt.intent is None
+        assert not digits & set(utt.text.split()) and utt.text == utt.text.lower()
+        assert "/digits/" not in utt.audio.source and "_digits_" not in utt.audio.source
+    samples, rate = sf.read(sorted(sources)[0])
+    assert rate == 16000 and 0.2 < len(samples) / rate <= 15  # resampled from 8 kHz, trimmed
+    assert {"please enter your password followed by the pound key", "activated"} <= {u.text for u in data}
+
+
 def test_missing_recordings_stop_with_the_install_command(tmp_path):
     out = run_local("make_real_digits.py", "--num", "2", "--sounds", str(tmp_path / "nowhere"),
                     "--data-dir", str(tmp_path / "d"), "--wav-dir", str(tmp_path / "w"))

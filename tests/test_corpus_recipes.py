@@ -50,8 +50,9 @@ def test_librispeech_recipe(tmp_path, tiny_pretrained):
 @pytest.mark.recipe
 @pytest.mark.slow
 def test_speech_commands_recipe_12_classes(tmp_path, tiny_pretrained):
-    corpus_layouts.make_speech_commands(tmp_path / "gsc")
-    recipe = run_corpus_recipe("speech_commands", tmp_path, tmp_path / "gsc", tiny_pretrained, "--task", "12",
+    corpus = tmp_path / "my corpora" / "gsc"  # a space in the path: data prep quotes it
+    corpus_layouts.make_speech_commands(corpus)
+    recipe = run_corpus_recipe("speech_commands", tmp_path, corpus, tiny_pretrained, "--task", "12",
                                "--train-opts", f"{FIVE_STEPS} {SMALL_HEADS}")
     intents = {u.intent for u in read_data_dir(str(recipe / "data" / "train"))}
     assert intents == {"yes", "no", "left", "_unknown_", "_silence_"}  # marvin is not a command word

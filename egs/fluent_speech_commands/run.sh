@@ -14,6 +14,6 @@ pretrained=facebook/wav2vec2-base; train_config=conf/train.yaml; train_opts=""
 . recipes/parse_options.sh
 zeroshot=$(awk -v h="$holdout" 'BEGIN { if (h > 0) print "test_zeroshot" }')  # no held-out phrasings: no such set
 recipes/asr.sh --stage "$stage" --stop-stage "$stop_stage" --train-config "$train_config" \
-  --data-prep "speechtext prepare-corpus fsc $corpus_dir data --holdout $holdout" \
+  --data-prep "speechtext prepare-corpus fsc ${corpus_dir@Q} data --holdout $holdout" \
   --train-set train --valid-set valid --test-sets test --zeroshot-set "$zeroshot" --decoders greedy \
   --train-opts "--set model.encoder.pretrained=$pretrained $train_opts"

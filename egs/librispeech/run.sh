@@ -19,7 +19,7 @@ case $hours in
   *) echo "$0: --hours is 100 or 960" >&2; exit 1 ;;
 esac
 recipes/asr.sh --stage "$stage" --stop-stage "$stop_stage" --train-config "${train_config:-conf/train_${hours}h.yaml}" \
-  --data-prep "speechtext prepare-corpus librispeech $corpus_dir data --subsets $subsets,dev-clean,dev-other,test-clean,test-other$combine" \
+  --data-prep "speechtext prepare-corpus librispeech ${corpus_dir@Q} data --subsets $subsets,dev-clean,dev-other,test-clean,test-other$combine" \
   --train-set "$train_set" --valid-set dev_other --test-sets "dev_clean dev_other test_clean test_other" \
   --decoders "$decoders" --speed-perturb "$speed_perturb" --max-seconds 35 \
   --train-opts "--set model.encoder.pretrained=$pretrained $train_opts"

@@ -12,6 +12,6 @@ set -euo pipefail
 stage=0; stop_stage=100; corpus_dir=/data/LJSpeech-1.1; pretrained=facebook/wav2vec2-base
 train_config=conf/train.yaml; tts_config=conf/tts.yaml; train_opts=""; tts_opts=""; num_dev=250; num_test=250
 . recipes/parse_options.sh
-recipes/synthesis_recipe.sh --stage "$stage" --stop-stage "$stop_stage" --data-prep "speechtext prepare-corpus ljspeech $corpus_dir data --num-dev $num_dev --num-test $num_test" \
+recipes/synthesis_recipe.sh --stage "$stage" --stop-stage "$stop_stage" --data-prep "speechtext prepare-corpus ljspeech ${corpus_dir@Q} data --num-dev $num_dev --num-test $num_test" \
   --pretrained "$pretrained" --train-config "$train_config" --tts-config "$tts_config" --train-opts "$train_opts" \
   --tts-opts "$tts_opts" --voices 1 --per-voice 30

@@ -12,6 +12,6 @@ stage=0; stop_stage=100; corpus_dir=/data/speech_commands_v0.02; task=35; pretra
 train_config=conf/train.yaml; train_opts=""
 . recipes/parse_options.sh
 recipes/asr.sh --stage "$stage" --stop-stage "$stop_stage" --train-config "$train_config" --tag "train_task$task" \
-  --data-prep "speechtext prepare-corpus gsc $corpus_dir data --task $task" \
+  --data-prep "speechtext prepare-corpus gsc ${corpus_dir@Q} data --task $task" \
   --train-set train --valid-set valid --test-sets test --decoders greedy \
   --train-opts "--set model.encoder.pretrained=$pretrained $train_opts"

@@ -12,6 +12,6 @@ set -euo pipefail
 stage=0; stop_stage=100; corpus_dir=/data/VCTK-Corpus-0.92; pretrained=facebook/wav2vec2-base
 train_config=conf/train.yaml; tts_config=conf/tts.yaml; train_opts=""; tts_opts=""
 . recipes/parse_options.sh
-recipes/synthesis_recipe.sh --stage "$stage" --stop-stage "$stop_stage" --data-prep "speechtext prepare-corpus vctk $corpus_dir data" \
+recipes/synthesis_recipe.sh --stage "$stage" --stop-stage "$stop_stage" --data-prep "speechtext prepare-corpus vctk ${corpus_dir@Q} data" \
   --pretrained "$pretrained" --train-config "$train_config" --tts-config "$tts_config" --train-opts "$train_opts" \
   --tts-opts "$tts_opts" --voices 11 --per-voice 5
