@@ -122,8 +122,9 @@ def _tokens(path: str, utt, tokenizer, text_tokenizer):
 
 
 @torch.inference_mode()
-def validate_synthesis(model, loader, device) -> dict:
-    """Dev losses of the synthesis head with true durations, per utterance: ``{loss, mel, postnet, duration}``."""
+def validate_synthesis(model, loader, device, world_size: int = 1) -> dict:
+    """Dev losses of the synthesis head with true durations, per utterance: ``{loss, mel, postnet, duration}``;
+    under DDP (``world_size`` > 1) summed over the ranks' shares of the dev set."""
     model.eval()
     sums, utts = {}, 0
     for batch in loader:
@@ -134,5 +135,10 @@ def validate_synthesis(model, loader, device) -> dict:
         for key in ("loss", "mel", "postnet", "duration"):
             sums[key] = sums.get(key, 0.0) + stats[key] * n
         utts += n
+    if world_size > 1:
+        gathered = [None] * world_size
+        torch.distributed.all_gather_object(gathered, (sums, utts))
+        sums = {k: sum(g[0].get(k, 0.0) for g in gathered) for k in {k for g in gathered for k in g[0]}}
+        utts = sum(g[1] for g in gathered)
     model.train()
     return {k: v / max(1, utts) for k, v in sums.items()}

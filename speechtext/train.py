@@ -525,7 +525,7 @@ class Trainer:
             from .synthesis_data import validate_synthesis
 
             with _autocast(self.ctx.device, self.autocast_dtype):
-                metrics = validate_synthesis(self.model, self.valid_set, self.ctx.device)
+                metrics = validate_synthesis(self.model, self.valid_set, self.ctx.device, self.ctx.world_size)
         else:
             metrics = validate(self.model, self.valid_set, self.tokenizer, self.ctx, self.autocast_dtype)
         entry = {"step": self.step, "epoch": self.epoch, **{f"dev_{k}": v for k, v in metrics.items()}}

@@ -185,3 +185,21 @@ def kill_and_resume(conf, data, out, max_steps: int) -> int:
     resumed = subprocess.run(train_cmd(conf, data, out, "--resume"), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     return killed_at
+
+
+def torchrun(nproc: int, conf, data, out, *extra) -> subprocess.Popen:
+    """``speechtext train`` under ``torchrun --standalone`` with ``nproc`` gloo processes, started."""
+    cmd = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--standalone", f"--nproc_per_node={nproc}",
+           *train_cmd(conf, data, out, *extra)[1:]]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def finish(proc: subprocess.Popen, timeout: float = 240) -> int:
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("training hung (no exit within the timeout)") from None
+    assert proc.returncode in (0, 75), err[-3000:]
+    return proc.returncode

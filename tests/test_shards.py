@@ -66,7 +66,8 @@ def test_two_processes_on_uneven_shards_finish_without_hanging(shar_dir, speech_
     """Shards of 5, 5, 5 and 1 utterances and batches that hold a single utterance: both ranks still take
     every step (a rank without an utterance of its own repeats one with weight 0) and the run ends."""
     from speechtext.config import save_config
-    from test_train import finish, losses, torchrun
+    from conftest import finish, torchrun
+    from test_train import losses
 
     cfg = tiny_config(max_steps=0, max_epochs=2, valid_interval=0)
     cfg.data.max_batch_seconds = 2.6  # most batches hold one or two utterances: fewer than ranks, or odd

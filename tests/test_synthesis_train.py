@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from speechtext.checkpoint import CheckpointError
-from speechtext.config import ConfigError, SynthesisConfig
+from speechtext.config import ConfigError, SynthesisConfig, save_config
 from speechtext.data import read_data_dir
 from speechtext.inference import load_model
 from speechtext.synthesis_data import SynthesisBatchLoader, alignment_durations
 from speechtext.train import train
 
-from conftest import kill_and_resume, synthesis_config, tiny_config, train_cmd
+from conftest import finish, kill_and_resume, synthesis_config, tiny_config, torchrun, train_cmd
 
 
 def test_synthesis_batches_pair_each_target_with_another_utterance_of_its_voice(joint_dir, speech_dir):
@@ -75,3 +76,18 @@ def test_a_killed_synthesis_run_resumes_exactly(joint_dir, speech_dir, tmp_path)
     a = load_file(str(tmp_path / "a" / "final" / "model.safetensors"))
     b = load_file(str(tmp_path / "b" / "final" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_synthesis_dev_loss_under_two_processes_covers_the_whole_dev_set(joint_dir, speech_dir, tmp_path):
+    # lr 0: both runs validate the same weights, so their dev losses differ only in what they average over
+    conf = tmp_path / "tts.yaml"
+    save_config(synthesis_config(joint_dir, max_steps=2, valid_interval=2, lr=0.0), str(conf))
+    assert finish(subprocess.Popen(train_cmd(conf, speech_dir, tmp_path / "one"), stderr=subprocess.PIPE, text=True)) == 0
+    assert finish(torchrun(2, conf, speech_dir, tmp_path / "two")) == 0
+    dev = {n: [e for e in map(json.loads, open(tmp_path / n / "metrics.jsonl")) if "dev_postnet" in e]
+           for n in ("one", "two")}
+    assert len(dev["one"]) == len(dev["two"]) == 1
+    for key in ("dev_loss", "dev_mel", "dev_postnet", "dev_duration"):
+        # padding differs with the split (measured 5e-4); rank 0's share alone was 8e-3 off
+        assert dev["two"][0][key] == pytest.approx(dev["one"][0][key], rel=2e-3), key

@@ -14,7 +14,7 @@ from speechtext.checkpoint import CheckpointError, load_checkpoint, read_model_d
 from speechtext.config import save_config
 from speechtext.data import DataDirError
 from speechtext.train import train
-from conftest import kill_and_resume, tiny_config, train_cmd
+from conftest import finish, kill_and_resume, tiny_config, torchrun, train_cmd
 
 
 def test_each_run_logs_into_its_own_directory(speech_dir, tmp_path):
@@ -118,26 +118,8 @@ def deterministic_config(**train):
     return cfg
 
 
-def torchrun(nproc: int, conf, data, out, *extra) -> subprocess.Popen:
-    """``speechtext train`` under ``torchrun --standalone`` with ``nproc`` gloo processes, started."""
-    cmd = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--standalone", f"--nproc_per_node={nproc}",
-           *train_cmd(conf, data, out, *extra)[1:]]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-
-
 def losses(out) -> dict[int, float]:
     return {e["step"]: e["loss"] for e in map(json.loads, open(os.path.join(out, "metrics.jsonl"))) if "loss" in e}
-
-
-def finish(proc: subprocess.Popen, timeout: float = 240) -> int:
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise AssertionError("training hung (no exit within the timeout)") from None
-    assert proc.returncode in (0, 75), err[-3000:]
-    return proc.returncode
 
 
 @pytest.mark.slow
