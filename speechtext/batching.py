@@ -142,15 +142,36 @@ class BatchLoader(EpochBatches):
         return batch
 
     def _text_fields(self, indices: list[int], epoch: int, index: int) -> dict:
-        """Transcripts for the text encoder, intent ids (-1: none) and command candidates per utterance."""
+        """The text side of a batch: the *global* batch's transcripts for the text encoder (every rank
+        encodes all of them: they are the negatives of its utterances), ``positions`` of this rank's
+        utterances among them, intent ids (-1: none) and command candidates of this rank's utterances.
+
+        Candidates are drawn over the global batch and then cut to this rank's rows, so the contrastive
+        and command losses see the same negatives on any number of processes."""
         from .models.command import sample_candidates
 
-        texts = [self.utts[i].text or "" for i in indices]
+        members = self.batches(epoch)[index]
+        texts = [self.utts[i].text or "" for i in members]
+        where = {utt: pos for pos, utt in enumerate(members)}
+        positions = [where[i] for i in indices]
         text_ids, text_lengths = self.text_tokenizer.encode(texts, allow_empty=True)
         generator = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, epoch, index, 1]).integers(2**31)))
-        pairs, groups = sample_candidates(texts, self.cfg.command_negatives, generator)
+        pairs, groups = local_candidates(*sample_candidates(texts, self.cfg.command_negatives, generator), positions)
         return {"texts": texts, "text_ids": text_ids, "text_lengths": text_lengths, "pairs": pairs, "groups": groups,
+                "positions": torch.tensor(positions, dtype=torch.long),
                 "intent_ids": torch.tensor([self.intent_ids[i] for i in indices], dtype=torch.long)}
+
+
+def local_candidates(pairs: torch.Tensor, groups: torch.Tensor, positions: list[int]):
+    """Cut global candidates (``pairs (P, 2)`` of (global audio, text), ``groups (B, 1 + K)`` rows of
+    ``pairs``) to the utterances at ``positions``: audio indices become local, text indices stay global."""
+    rows = groups[positions]
+    kept = rows[rows >= 0]
+    local = pairs[kept].clone()
+    local[:, 0] = torch.repeat_interleave(torch.arange(len(positions)), (rows >= 0).sum(1))
+    renumber = torch.full((len(pairs) + 1,), -1, dtype=torch.long)
+    renumber[kept] = torch.arange(len(kept))
+    return local, renumber[rows]  # -1 (padding) indexes the extra last slot, which stays -1
 
 
 class RunSampler(torch.utils.data.Sampler):

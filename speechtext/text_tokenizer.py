@@ -35,16 +35,30 @@ class TextTokenizer:
     @classmethod
     def train(cls, texts, vocab_size: int = 1000) -> "TextTokenizer":
         """Train a lower-cased WordPiece vocabulary; every letter and digit is in it, so unseen words
-        (zero-shot commands) still split into pieces instead of becoming ``[UNK]``."""
+        (zero-shot commands) still split into pieces instead of becoming ``[UNK]``. The same texts give
+        the same vocabulary and ids in every process (so every DDP rank, and every rerun, agrees)."""
         from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
-        backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        alphabet = string.ascii_lowercase + string.digits + "'"
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=list(alphabet))
-        # Doubled letters put every word-internal piece ("##f") in the vocabulary, beside the initial ones.
-        backend.train_from_iterator(list(texts) + [" ".join(c + c for c in alphabet)], trainer)
+        def empty(model):
+            backend = Tokenizer(model)
+            backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+            backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+            return backend
+
+        texts = list(texts)
+        backend = empty(models.WordPiece(unk_token="[UNK]"))
+        alphabet = sorted(set(string.ascii_lowercase + string.digits + "'").union(
+            *(backend.normalizer.normalize_str(t) for t in texts)) - set(string.whitespace))
+        # The trainer numbers word-internal pieces ("##f") in hash-map order, and merge ties are broken
+        # by those numbers, so the vocabulary differed from process to process (huggingface/tokenizers
+        # #1794). Listed up front, every piece has its number before training starts.
+        pieces = ["##" + c for c in alphabet]
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIALS + pieces,
+                                            initial_alphabet=alphabet)
+        backend.train_from_iterator(texts, trainer)
+        # Rebuilt on the learned vocabulary so that only SPECIALS are special (added) tokens
+        backend = empty(models.WordPiece(backend.get_vocab(), unk_token="[UNK]"))
+        backend.add_special_tokens(SPECIALS)
         ids = [(t, backend.token_to_id(t)) for t in ("[CLS]", "[SEP]")]
         backend.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=ids)
         return cls(backend)

@@ -301,6 +301,8 @@ class Trainer:
         self._make_loaders(train_data, valid_data)
         self.data_summary = {"train_dir": train_dir, "valid_dir": valid_dir, "train_utterances": len(train_data),
                              "train_hours": round(sum(self.train_set.durations) / 3600, 3)}
+        if ctx.world_size > 1 and hasattr(self.model, "shared_space"):
+            self.model.shared_space.group = dist.new_group(backend=dist.get_backend())
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
                                                               find_unused_parameters=may_skip_parameters(config))
                     if ctx.world_size > 1 else self.model)

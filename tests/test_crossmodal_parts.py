@@ -1,10 +1,13 @@
 """The cross-modal building blocks: text tokenizer and encoder, shared space, fusion."""
+import json
 import math
 
 import pytest
 import torch
 
+from speechtext.batching import local_candidates
 from speechtext.config import FusionConfig, TextEncoderConfig
+from speechtext.models.command import sample_candidates
 from speechtext.models.fusion import FusionBlock
 from speechtext.models.shared_space import SharedSpace, contrastive_loss, masked_mean
 from speechtext.models.text_encoder import build_text_encoder, encode_text
@@ -57,6 +60,40 @@ def test_contrastive_loss_rewards_alignment_and_masks_duplicates():
     assert unmasked == pytest.approx(2 * math.log(2) / 4, abs=1e-3)
 
 
+def test_contrastive_loss_of_shares_against_the_whole_batch_is_the_batch_loss():
+    """What each DDP rank computes (its utterances against every text and every gathered utterance),
+    weighted by its share, adds up to the one-process loss and its gradient, duplicates masked alike."""
+    torch.manual_seed(0)
+    keys = ["a", "b", "a", "c", "d", "e", "b"]
+    audio = torch.nn.functional.normalize(torch.randn(7, 8), dim=-1).requires_grad_()
+    text = torch.nn.functional.normalize(torch.randn(7, 8), dim=-1).requires_grad_()
+    scale = torch.tensor(10.0)
+    whole = contrastive_loss(audio, text, scale, keys)
+    (whole_audio, whole_text) = torch.autograd.grad(whole, (audio, text))
+    shares = sum(len(pos) / 7 * contrastive_loss(audio[pos], text, scale, keys, pos, audio)
+                 for pos in (torch.arange(0, 7, 2), torch.arange(1, 7, 2)))
+    (share_audio, share_text) = torch.autograd.grad(shares, (audio, text))
+    assert shares.item() == pytest.approx(whole.item(), rel=1e-6)
+    assert torch.allclose(share_audio, whole_audio, atol=1e-6) and torch.allclose(share_text, whole_text, atol=1e-6)
+    with pytest.raises(ValueError, match="shared_space.group"):
+        contrastive_loss(audio[:3], text, scale, keys, torch.arange(3))
+
+
+def test_command_candidates_are_drawn_over_the_global_batch_and_cut_per_rank():
+    keys = ["a", "b", "c", "a", "d"]
+    pairs, groups = sample_candidates(keys, 2, torch.Generator().manual_seed(3))
+    whole = {(int(a), int(t)) for a, t in pairs}
+    seen = set()
+    for positions in ([0, 2, 4], [1, 3]):
+        local, local_groups = local_candidates(pairs, groups, positions)
+        assert local_groups.shape == (len(positions), 3)
+        for row, pos in enumerate(positions):
+            members = local[local_groups[row][local_groups[row] >= 0]]
+            assert (members[:, 0] == row).all() and int(members[0, 1]) == pos  # its own text first
+            seen |= {(pos, int(t)) for t in members[:, 1]}
+    assert seen == whole
+
+
 def test_contrastive_loss_is_computed_in_fp32_under_bf16_autocast():
     """Cosines times CLIP's scale of 100: in bf16 they would carry ~0.5 of rounding noise per logit."""
     torch.manual_seed(0)
@@ -84,6 +121,24 @@ def test_text_tokenizer_trains_saves_and_splits_unseen_words(tmp_path):
     for bad in ["", "   ", "?!"]:
         with pytest.raises(TextTokenizerError, match="tokenises to nothing"):
             tok.encode([bad])
+
+
+def test_text_tokenizer_is_the_same_in_every_process():
+    """``tokenizers`` numbers word-internal pieces in hash-map order (different in each process); the
+    trained vocabulary must not depend on it, or DDP ranks and reruns would tokenise differently."""
+    import random
+    import subprocess
+    import sys
+
+    rng = random.Random(0)
+    words = ("turn on off the kitchen lights bedroom play next song stop music call five one two three "
+             "set timer for minutes volume up down increase decrease heat temperature lamp").split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 6))) for _ in range(2000)]
+    code = ("import json, sys; from speechtext.text_tokenizer import TextTokenizer; "
+            "print(TextTokenizer.train(json.load(sys.stdin), 120).to_json())")
+    runs = {subprocess.run([sys.executable, "-c", code], input=json.dumps(texts), capture_output=True, text=True,
+                           check=True).stdout for _ in range(4)}
+    assert len(runs) == 1
 
 
 def test_text_encoder_preset_and_pretrained_directory(tmp_path):

@@ -14,7 +14,7 @@ from speechtext.checkpoint import CheckpointError, load_checkpoint, read_model_d
 from speechtext.config import save_config
 from speechtext.data import DataDirError
 from speechtext.train import train
-from conftest import finish, kill_and_resume, tiny_config, torchrun, train_cmd
+from conftest import finish, joint_config, kill_and_resume, tiny_config, torchrun, train_cmd
 
 
 def test_each_run_logs_into_its_own_directory(speech_dir, tmp_path):
@@ -109,31 +109,43 @@ def test_torn_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(str(path))
 
 
-def deterministic_config(**train):
-    """``tiny_config`` without dropout, SpecAugment masks or augmentation: what is left of a step is its
-    data, so runs that split the same global batches differently must agree."""
-    cfg = tiny_config(**train)
+def deterministic_config(joint: bool = False, **train):
+    """``tiny_config`` (``joint_config`` with ``joint``) without dropout, SpecAugment masks or
+    augmentation: what is left of a step is its data, so runs that split the same global batches
+    differently must agree."""
+    cfg = joint_config(**train) if joint else tiny_config(**train)
     cfg.model.encoder.overrides.update(hidden_dropout=0.0, mask_time_prob=0.0)
     cfg.model.ctc_dropout = 0.0
+    if joint:
+        cfg.model.text_encoder.overrides.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        cfg.model.fusion.dropout = 0.0
     return cfg
 
 
-def losses(out) -> dict[int, float]:
-    return {e["step"]: e["loss"] for e in map(json.loads, open(os.path.join(out, "metrics.jsonl"))) if "loss" in e}
+def losses(out, key: str = "loss") -> dict[int, float]:
+    return {e["step"]: e[key] for e in map(json.loads, open(os.path.join(out, "metrics.jsonl"))) if key in e}
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_on_the_same_global_batches(speech_dir, tmp_path):
+@pytest.mark.parametrize("joint,batch_seconds", [(False, 8.0), (True, 8.0), (True, 3.2)],
+                         ids=["ctc", "joint", "joint-batches-of-one-or-two"])
+def test_two_gloo_processes_match_one_on_the_same_global_batches(joint, batch_seconds, speech_dir, tmp_path):
     """A batch is a global batch split across ranks and weighted by its share: two processes take the
-    same steps on the same utterances as one, and log the same (global) loss."""
+    same steps on the same utterances as one, and log the same (global) loss. With the text side
+    (``joint``), every rank's contrastive and command negatives are the global batch's, as in one
+    process, so those losses agree too; with batches of one utterance, rank 1 has nothing of its own
+    (weight 0) and still takes part in the gathers."""
     conf = tmp_path / "c.yaml"
-    save_config(deterministic_config(max_steps=6), str(conf))
+    cfg = deterministic_config(joint, max_steps=6)
+    cfg.data.max_batch_seconds = batch_seconds
+    save_config(cfg, str(conf))
     assert finish(subprocess.Popen(train_cmd(conf, speech_dir, tmp_path / "one"), stderr=subprocess.PIPE, text=True)) == 0
     assert finish(torchrun(2, conf, speech_dir, tmp_path / "two")) == 0
-    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
-    assert one.keys() == two.keys() == set(range(1, 7))
-    for step in one:
-        assert abs(two[step] - one[step]) <= 0.01 * one[step], (step, one[step], two[step])
+    for key in ("loss", "ctc", "contrastive", "command") if joint else ("loss",):
+        one, two = losses(tmp_path / "one", key), losses(tmp_path / "two", key)
+        assert one.keys() == two.keys() == set(range(1, 7)), key
+        for step in one:
+            assert abs(two[step] - one[step]) <= 1e-3 * one[step], (key, step, one[step], two[step])
     assert (tmp_path / "two" / "train.log").read_text().count("validation at step 6") == 1  # rank 0 alone writes
 
 

@@ -17,7 +17,7 @@ from .command import CommandHead, grouped_cross_entropy
 from .decoder import AttentionHead
 from .fusion import FusionBlock
 from .synthesis import SynthesisHead
-from .shared_space import SharedSpace, contrastive_loss, masked_mean
+from .shared_space import SharedSpace, contrastive_loss, gather_batch, masked_mean
 from .text_encoder import build_text_encoder, encode_text
 
 
@@ -160,7 +160,13 @@ class SpeechTextModel(nn.Module):
     def _crossmodal_losses(self, batch: dict, frames, frame_lengths) -> dict:
         audio_emb = self.embed_frames(frames, frame_lengths)
         states, text_emb = self.encode_texts(batch["text_ids"], batch["text_lengths"])
-        losses = {"contrastive": contrastive_loss(audio_emb, text_emb, self.shared_space.scale(), batch["texts"])}
+        # Texts are the global batch's (BatchLoader); under DDP the audio of every rank is gathered too
+        positions, all_audio = batch.get("positions"), None
+        if self.shared_space.group is not None and self.training:
+            all_audio = gather_batch(audio_emb, positions, len(batch["texts"]), self.shared_space.group,
+                                     real=bool(batch.get("weight", 1.0)))
+        losses = {"contrastive": contrastive_loss(audio_emb, text_emb, self.shared_space.scale(), batch["texts"],
+                                                  positions, all_audio)}
         if "command" in self.heads and batch["pairs"].numel():
             scores = self.command_scores(frames, frame_lengths, audio_emb, states, batch["text_lengths"], text_emb,
                                          batch["pairs"])

@@ -36,23 +36,78 @@ class SharedSpace(nn.Module):
         self.audio = Projection(audio_dim, dim)
         self.text = Projection(text_dim, dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        # Set by the trainer under DDP (a process group of its own): training batches then take the
+        # whole global batch's utterances as contrastive negatives (:func:`gather_batch`).
+        self.group = None
 
     def scale(self) -> torch.Tensor:
         return self.logit_scale.clamp(max=math.log(100.0)).exp()  # CLIP's cap on 1 / temperature
 
 
-def contrastive_loss(audio: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, keys: list[str]) -> torch.Tensor:
-    """Symmetric InfoNCE over a batch of paired unit vectors ``(B, D)``.
+def contrastive_loss(audio: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, keys: list[str],
+                     positions: torch.Tensor | None = None, all_audio: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE between utterances and the texts of a batch, mean over the utterances.
 
-    ``keys`` are the pairs' transcripts: two items with the same transcript are not each other's
-    negatives (their off-diagonal similarities are masked out), so duplicates never fight.
+    ``audio (B, D)`` are this process's utterances, at ``positions (B,)`` of the batch whose ``text
+    (N, D)`` and ``all_audio (N, D)`` are given (under DDP: the global batch, see :class:`GatherRows`);
+    by default ``positions`` is ``arange(B)`` and ``all_audio`` is ``audio``. ``keys`` are the ``N``
+    transcripts: two items with the same transcript are not each other's negatives (their
+    similarities are masked out), so duplicates never fight.
     """
+    if positions is None:
+        positions = torch.arange(len(audio), device=audio.device)
+    if all_audio is None and len(text) != len(audio):
+        raise ValueError(f"contrastive_loss: {len(audio)} utterances of a batch of {len(text)} texts need the other "
+                         "utterances' embeddings (all_audio); under DDP set model.shared_space.group")
+    all_audio = audio if all_audio is None else all_audio
     # In fp32 even under bf16 autocast: bf16 keeps ~3 significant digits of a cosine, and times CLIP's
     # scale (up to 100) that is logit noise of ~0.5 (the bf16 recipe's shared-space retrieval fell 4x).
     with torch.autocast(audio.device.type, enabled=False):
-        logits = scale.float() * (audio.float() @ text.float().t())
-    same = torch.tensor([[a == b for b in keys] for a in keys], device=logits.device)
-    eye = torch.eye(len(keys), dtype=torch.bool, device=logits.device)
-    logits = logits.masked_fill(same & ~eye, float("-inf"))
-    target = torch.arange(len(keys), device=logits.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+        audio_to_text = scale.float() * (audio.float() @ text.float().t())
+        text_to_audio = scale.float() * (text[positions].float() @ all_audio.float().t())
+    same = torch.tensor([[a == b for b in keys] for a in keys], device=audio.device)[positions]
+    other = torch.ones_like(same).scatter_(1, positions[:, None], False)
+    audio_to_text = audio_to_text.masked_fill(same & other, float("-inf"))
+    text_to_audio = text_to_audio.masked_fill(same & other, float("-inf"))
+    return (F.cross_entropy(audio_to_text, positions) + F.cross_entropy(text_to_audio, positions)) / 2
+
+
+class GatherRows(torch.autograd.Function):
+    """All-gather of ``(B_r, D)`` rows from every rank, differentiable: the backward pass sums each
+    rank's gradient of its own loss with respect to the gathered rows and hands every rank those of
+    its rows. So the contrastive loss under DDP has the whole global batch as negatives and the
+    gradient of the one-process loss (CLIP's gathered negatives).
+
+    Runs on its own process group: its backward all-reduce must not interleave with DDP's bucket
+    all-reduces, whose order can differ between ranks whose graphs differ."""
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor, group) -> torch.Tensor:
+        world = torch.distributed.get_world_size(group)
+        counts = [torch.zeros(1, dtype=torch.long, device=rows.device) for _ in range(world)]
+        torch.distributed.all_gather(counts, torch.tensor([len(rows)], device=rows.device), group=group)
+        ctx.counts, ctx.group = [int(c) for c in counts], group
+        ctx.rank = torch.distributed.get_rank(group)
+        width = max(ctx.counts)  # all_gather needs equal shapes (NCCL): pad to the longest share
+        padded = rows.new_zeros((width, *rows.shape[1:]))
+        padded[: len(rows)] = rows
+        out = [torch.empty_like(padded) for _ in range(world)]
+        torch.distributed.all_gather(out, padded.contiguous(), group=group)
+        return torch.cat([o[:n] for o, n in zip(out, ctx.counts)])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad = grad.contiguous()
+        torch.distributed.all_reduce(grad, group=ctx.group)
+        start = sum(ctx.counts[: ctx.rank])
+        return grad[start: start + ctx.counts[ctx.rank]], None
+
+
+def gather_batch(audio: torch.Tensor, positions: torch.Tensor, size: int, group, real: bool = True) -> torch.Tensor:
+    """Every rank's rows ``audio (B_r, D)`` placed at their ``positions (B_r,)`` of the global batch:
+    ``(size, D)``. A rank whose share is only a stand-in (``real`` False: weight 0) contributes none."""
+    if not real:
+        audio, positions = audio[:0], positions[:0]
+    rows = GatherRows.apply(audio, group)
+    where = GatherRows.apply(positions[:, None], group)[:, 0]
+    return rows.new_zeros((size, rows.shape[1])).index_copy(0, where, rows)
