@@ -74,6 +74,15 @@ def run_pipeline(asr, paths: list[str]) -> list[str]:
     return [asr({"raw": sf.read(p, dtype="float32")[0], "sampling_rate": 16000})["text"] for p in paths]
 
 
+def transcribe_with(model, paths: list[str], precision: str, gemm: str) -> list[str]:
+    """Texts of ``paths``; ``gemm`` is speechtext's fp32 CPU GEMM choice (SPEECHTEXT_CPU_GEMM) for this run."""
+    os.environ["SPEECHTEXT_CPU_GEMM"] = gemm
+    try:
+        return [r.text for r in model.transcribe(paths, precision=precision)]
+    finally:
+        os.environ.pop("SPEECHTEXT_CPU_GEMM", None)
+
+
 def clean(text: str) -> str:
     return " ".join(text.replace("</s>", "").replace("<s>", "").split())
 
@@ -92,17 +101,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=120)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--systems", default="torch-fp32,onnx-fp32,onnx-int8,torch-auto",
-                        help="comma-separated: torch-fp32, torch-bf16, torch-auto, onnx-fp32, onnx-int8 "
+    parser.add_argument("--systems", default="torch-fp32,torch-mkl,onnx-fp32,onnx-int8,torch-auto",
+                        help="comma-separated: torch-fp32 (linear layers on oneDNN where measured faster), "
+                        "torch-mkl (fp32, PyTorch's own MKL GEMM), torch-bf16, torch-auto, onnx-fp32, onnx-int8 "
                         "(torch-bf16/auto run only where the CPU has native bf16)")
     args = parser.parse_args()
     from transformers import pipeline
 
     import speechtext
     from speechtext.export import export_onnx
-    from speechtext.precision import bf16_supported
+    from speechtext.precision import bf16_supported, onednn_linear_is_faster
 
     native_bf16 = bf16_supported(torch.device("cpu"))
+    gemm = "oneDNN" if onednn_linear_is_faster() else "MKL"
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = os.path.join(tmp, "model")
         make_checkpoint(checkpoint)
@@ -122,14 +133,16 @@ def main() -> None:
                 export_onnx(checkpoint, onnx_path, "int8" if precision == "int8" else None)
                 model = speechtext.load_model(onnx_path)
                 print(f"{name}: {os.path.getsize(onnx_path) / 1e6:.1f} MB")
-            prec = precision if backend == "torch" else "fp32"
-            runners[name] = lambda m=model, p=prec: [r.text for r in m.transcribe(paths, precision=p)]
+            prec = {"mkl": "fp32"}.get(precision, precision) if backend == "torch" else "fp32"
+            choice = "mkl" if precision == "mkl" else "auto"
+            runners[name] = lambda m=model, p=prec, g=choice: transcribe_with(m, paths, p, g)
             runners[name]() if args.files <= 8 else [r.text for r in model.transcribe(paths[:4], precision=prec)]
         run_pipeline(asr, paths[:2])  # warm-up
         hf, hf_text = timed(lambda: run_pipeline(asr, paths), args.repeats)
         results = {name: timed(run, args.repeats) for name, run in runners.items()}
     print(f"{len(paths)} files, {audio_seconds:.0f} s of audio, {torch.get_num_threads()} threads, "
-          f"wav2vec2-base-sized CTC (random weights), native bf16: {native_bf16}, median of {args.repeats}")
+          f"wav2vec2-base-sized CTC (random weights), native bf16: {native_bf16}, fp32 linear layers on {gemm} "
+          f"(measured the faster here), median of {args.repeats}")
     print(f"{'system':28s} {'files/s':>8s} {'RTF':>8s} {'vs pipeline':>12s} {'same text as pipeline':>22s}")
     print(f"{'transformers pipeline':28s} {len(paths) / hf:8.2f} {hf / audio_seconds:8.4f} {'1.00x':>12s} {'':>22s}")
     for name, (seconds, texts) in results.items():

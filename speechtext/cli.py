@@ -86,6 +86,8 @@ def cli() -> None:
               "train) or an ARPA / KenLM binary n-gram file; needs --decoder joint or attention.")
 @click.option("--lm-weight", type=float, default=DEFAULTS.lm_weight, show_default=True)
 @click.option("--batch-seconds", type=float, default=DEFAULTS.batch_seconds, show_default=True)
+@click.option("--max-padding", type=float, default=DEFAULTS.max_padding, show_default=True,
+              help="A batch takes no input shorter than (1 - this) x its longest; 1 packs by --batch-seconds alone.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=DEFAULTS.precision, show_default=True)
 @click.option("--max-seconds", type=float, default=DEFAULTS.max_seconds, show_default=True)
 @click.option("--device", default="cpu", show_default=True)

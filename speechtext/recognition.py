@@ -72,6 +72,8 @@ def check_options(pipeline, opts: TranscribeOptions) -> None:
         raise ValueError(f"beam size must be at least 1, got {opts.beam_size}")
     if not 0.0 <= opts.ctc_weight <= 1.0:
         raise ValueError(f"ctc weight must be between 0 and 1, got {opts.ctc_weight}")
+    if not 0.0 <= opts.max_padding <= 1.0:
+        raise ValueError(f"max padding must be between 0 and 1, got {opts.max_padding}")
     if opts.lm and opts.decoder not in ("attention", "joint"):
         raise ValueError("an external LM (--lm) is fused in the attention / joint beam search; add --decoder joint")
     if opts.decoder in ("attention", "joint") and "attention" not in pipeline.heads:

@@ -17,7 +17,7 @@ import torch
 from .audio import AudioError, AudioSpec, load_audio, probe_duration
 from .batching import pad_waveforms
 from .config import TranscribeOptions
-from .precision import bf16_supported
+from .precision import OneDNNLinear, bf16_supported, onednn_linear_is_faster
 
 WHOLE_INPUT_SECONDS = 600.0  # embedding, commands and alignment read an input whole, never in chunks
 
@@ -37,9 +37,12 @@ def normalise_inputs(inputs, result_type) -> tuple[list, list[AudioSpec]]:
 
 
 def autocast(device: torch.device, precision: str):
-    """bf16 autocast for ``precision`` bf16, or auto where the device has native bf16; else nothing."""
+    """bf16 autocast for ``precision`` bf16, or auto where the device has native bf16. Otherwise fp32:
+    on a CPU whose oneDNN GEMM is measurably faster than MKL's (AMD), linear layers run there."""
     use = precision == "bf16" or (precision == "auto" and bf16_supported(device))
-    return torch.autocast(device.type, dtype=torch.bfloat16) if use else nullcontext()
+    if use:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return OneDNNLinear() if device.type == "cpu" and onednn_linear_is_faster() else nullcontext()
 
 
 @torch.inference_mode()
@@ -54,7 +57,8 @@ def encode_loaded(pipeline, loaded, precision: str):
 
 def plan_batches(items, specs: list[AudioSpec], opts: TranscribeOptions, chunked: bool = False):
     """Probe durations and pack the good inputs into length-sorted batches of at most
-    ``opts.batch_seconds`` (padded). Returns ``(batches, long)``: with ``chunked``, inputs over
+    ``opts.batch_seconds`` (padded), each input at least ``1 - opts.max_padding`` of its batch's
+    longest. Returns ``(batches, long)``: with ``chunked``, inputs over
     ``chunk_seconds`` go to ``long`` ``[(index, seconds)]``; otherwise they are refused."""
     durations, long = {}, []
     for i, (item, spec) in enumerate(zip(items, specs)):
@@ -74,7 +78,9 @@ def plan_batches(items, specs: list[AudioSpec], opts: TranscribeOptions, chunked
     order = sorted(durations, key=durations.get, reverse=True)
     batches, current = [], []
     for i in order:
-        if current and durations[current[0]] * (len(current) + 1) > opts.batch_seconds:
+        longest = durations[current[0]] if current else 0.0
+        if current and (longest * (len(current) + 1) > opts.batch_seconds
+                        or durations[i] < (1.0 - opts.max_padding) * longest):
             batches.append(current)
             current = []
         current.append(i)

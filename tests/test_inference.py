@@ -33,6 +33,28 @@ def test_batched_equals_one_at_a_time(trained_model, speech_dir):
     assert [r.text for r in together] == [r.text for r in alone]
 
 
+def test_batches_are_length_sorted_and_carry_little_padding(tmp_path):
+    """Inputs are packed longest first under the padded budget, and a batch takes no input shorter
+    than ``1 - max_padding`` of its longest (padded frames cost as much as real ones)."""
+    from speechtext.audio import AudioSpec
+    from speechtext.config import TranscribeOptions
+    from speechtext.recognition import Transcript
+    from speechtext.runner import plan_batches
+
+    seconds = [1.0, 8.0, 7.6, 4.0, 3.9, 3.7, 1.05, 7.0]
+    specs = []
+    for i, s in enumerate(seconds):
+        sf.write(tmp_path / f"{i}.wav", tone(s), 16000)
+        specs.append(AudioSpec(str(tmp_path / f"{i}.wav")))
+    items = lambda: [Transcript(id=str(i), source=spec.source) for i, spec in enumerate(specs)]
+    batches, _ = plan_batches(items(), specs, TranscribeOptions(batch_seconds=160))
+    assert batches == [[1, 2], [7], [3, 4, 5], [6, 0]]
+    batches, _ = plan_batches(items(), specs, TranscribeOptions(batch_seconds=160, max_padding=1.0))
+    assert batches == [[1, 2, 7, 3, 4, 5, 6, 0]]
+    batches, _ = plan_batches(items(), specs, TranscribeOptions(batch_seconds=16, max_padding=1.0))
+    assert batches == [[1, 2], [7, 3], [4, 5, 6, 0]]
+
+
 def test_bad_inputs_are_reported_and_the_rest_transcribed(trained_model, speech_dir, tmp_path):
     good = [line.split()[1] for line in open(os.path.join(speech_dir, "wav.scp"))][:2]
     (tmp_path / "empty.wav").write_bytes(b"")
@@ -77,7 +99,36 @@ def test_long_inputs_and_bad_options(trained_model, tmp_path):
     assert result.text is None and "longer than the limit of 3 s" in result.error
     with pytest.raises(ValueError, match="beam size must be at least 1"):
         model.transcribe([str(tmp_path / "long.wav")], decoder="ctc", beam_size=0)
+    with pytest.raises(ValueError, match="max padding must be between 0 and 1"):
+        model.transcribe([str(tmp_path / "long.wav")], max_padding=1.5)
     with pytest.raises(ValueError, match="precision must be"):
         model.transcribe([], precision="fp8")
     with pytest.raises(TypeError, match="unknown option"):
         model.transcribe([], beams=3)
+
+
+def test_onednn_linear_mode_matches_linear_and_follows_weight_changes():
+    """fp32 linear layers through oneDNN (where it is the faster GEMM): the same numbers as PyTorch's,
+    small inputs and autograd left to PyTorch, and a weight changed in place is converted again."""
+    import torch
+
+    from speechtext.precision import ONEDNN_MIN_ROWS, OneDNNLinear
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 48)
+    x = torch.randn(3, ONEDNN_MIN_ROWS, 64)
+    with torch.inference_mode():
+        expected = layer(x)
+        with OneDNNLinear():
+            got = layer(x)
+            small = layer(x[0, :4])
+        assert torch.allclose(got, expected, atol=1e-5) and torch.equal(small, layer(x[0, :4]))
+        assert id(layer.weight) in OneDNNLinear._packed
+    with torch.no_grad():
+        layer.weight.mul_(2.0)
+    with torch.inference_mode(), OneDNNLinear():
+        assert torch.allclose(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-5)
+    with OneDNNLinear():
+        out = layer(x)  # autograd on: PyTorch's own linear, which has a backward
+    out.sum().backward()
+    assert layer.weight.grad is not None
