@@ -65,7 +65,9 @@ def contrastive_loss(audio: torch.Tensor, text: torch.Tensor, scale: torch.Tenso
     with torch.autocast(audio.device.type, enabled=False):
         audio_to_text = scale.float() * (audio.float() @ text.float().t())
         text_to_audio = scale.float() * (text[positions].float() @ all_audio.float().t())
-    same = torch.tensor([[a == b for b in keys] for a in keys], device=audio.device)[positions]
+    index = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    codes = torch.tensor([index[key] for key in keys], device=audio.device)
+    same = codes[positions][:, None] == codes[None, :]
     other = torch.ones_like(same).scatter_(1, positions[:, None], False)
     audio_to_text = audio_to_text.masked_fill(same & other, float("-inf"))
     text_to_audio = text_to_audio.masked_fill(same & other, float("-inf"))
@@ -97,7 +99,7 @@ class GatherRows(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        grad = grad.contiguous()
+        grad = grad.clone(memory_format=torch.contiguous_format)  # the all-reduce works in place
         torch.distributed.all_reduce(grad, group=ctx.group)
         start = sum(ctx.counts[: ctx.rank])
         return grad[start: start + ctx.counts[ctx.rank]], None
