@@ -113,3 +113,17 @@ def test_every_run_sh_is_short_and_leaves_logic_to_recipes():
         lines = open(os.path.join(root, "egs", name, "run.sh")).read().splitlines()
         assert len(lines) <= 80, name
         assert any(line.startswith(("recipes/asr.sh", "recipes/synthesis_recipe.sh")) for line in lines), name
+
+
+def test_stage_times_are_those_of_the_latest_run_of_each_stage(tmp_path):
+    """recipes/lib.sh: a stage's commands add up in exp/<tag>.timing; running a stage again replaces
+    its earlier times (they used to add to them, so a re-decode doubled stage 4 in RESULTS.md)."""
+    import subprocess
+    lib = os.path.join(os.path.dirname(__file__), "..", "recipes", "lib.sh")
+    script = f'exp=exp/train; stage=0; stop_stage=9; . "{lib}"; timed 2 true; timed 4 true; timed 4 true'
+    for _ in range(2):
+        subprocess.run(["bash", "-c", script], cwd=tmp_path, check=True)
+    subprocess.run(["bash", "-c", f'exp=exp/train; stage=4; stop_stage=4; . "{lib}"; timed 4 true'],
+                   cwd=tmp_path, check=True)
+    stages = [line.split()[0] for line in (tmp_path / "exp" / "train.timing").read_text().splitlines()]
+    assert sorted(stages) == ["stage2", "stage4"]
