@@ -37,13 +37,18 @@ def read_digits(sounds: str) -> list[np.ndarray]:
     return [trim(load_audio(p), threshold=0.01) for p in paths]
 
 
-def make_utterance(index: int, digits: list[np.ndarray], rng: random.Random, wav_dir: str) -> Utterance:
+def splice(digits: list[np.ndarray], rng: random.Random) -> tuple[list[int], np.ndarray]:
+    """3-6 random digits, their recordings joined with 100-300 ms pauses (150-300 ms at the ends)."""
     picked = [rng.randrange(10) for _ in range(rng.randint(3, 6))]
     silence = lambda low, high: np.zeros(int(rng.uniform(low, high) * SAMPLE_RATE), dtype=np.float32)  # noqa: E731
     pieces = [silence(0.15, 0.3)]
     for n, d in enumerate(picked):
         pieces += [digits[d], silence(0.1, 0.3) if n < len(picked) - 1 else silence(0.15, 0.3)]
-    joined = np.concatenate(pieces)
+    return picked, np.concatenate(pieces)
+
+
+def make_utterance(index: int, digits: list[np.ndarray], rng: random.Random, wav_dir: str) -> Utterance:
+    picked, joined = splice(digits, rng)
     utt = f"allison-real{index:04d}"
     path = os.path.join(wav_dir, f"{utt}.wav")
     sf.write(path, joined / max(1e-3, float(np.abs(joined).max())) * 0.9, SAMPLE_RATE, subtype="PCM_16")
