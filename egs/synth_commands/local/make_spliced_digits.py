@@ -43,9 +43,10 @@ def digit_banks(train_dir: str, espeak_voices: int, other_draws: int, rng: rando
             for engine, voice, name in voices for prosody in [draw_prosody(engine, rng)]}
     for name, bank in jobs.items():
         if bank[0].engine == "festival":
-            festival_batch(bank)
-        else:
-            [synthesise(job) for job in bank]
+            festival_batch(bank)  # one Festival process per bank: its start-up costs more than a word
+            continue
+        for job in bank:
+            synthesise(job)
     return {name: [trim(load_audio(job.path), threshold=0.01) for job in bank] for name, bank in jobs.items()
             if all(os.path.exists(job.path) for job in bank)}
 
