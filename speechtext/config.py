@@ -136,6 +136,9 @@ class DataConfig:
     telephone_prob: float = 0.0  # 8 kHz, 300-3400 Hz band, mu-law or GSM 06.10 codec, back to 16 kHz
     num_workers: int = 1
     command_negatives: int = 7  # other commands of the batch each utterance is scored against
+    # synthesis training with a frozen audio encoder: its frames of every utterance (the references) are
+    # computed once and kept in memory when they fit in this many MB (0: encode the references at every step)
+    reference_cache_mb: float = 2048.0
 
 
 @dataclass

@@ -28,12 +28,13 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .batching import BatchLoader, RunSampler
+from .batching import BatchLoader, RunSampler, utterance_durations
 from .checkpoint import (CheckpointError, average_state_dicts, build_model, load_checkpoint, save_checkpoint,
                          save_model_dir)
 from .config import Config, ConfigError, config_from_dict, config_to_dict, save_config
 from .data import read_data_dir
 from .decode import ctc_greedy
+from .models.audio_encoder import frame_hop
 from .precision import bf16_supported
 from .plots import plot_loss_curve
 from .score import error_rates
@@ -361,8 +362,10 @@ class Trainer:
             recogniser = SpeechTextPipeline(self.model, self.tokenizer, config, device=ctx.device)
             args = (self.tokenizer, self.text_tokenizer, config.model.synthesis.mel, config.data, seed)
             for name, data in (("train", train_data), ("valid", valid_data)):
-                durations = alignment_durations(recogniser, data, config.model.synthesis.mel)
-                loader = SynthesisBatchLoader(data, durations, *args, train=name == "train", speakers=self.speakers, **shard)
+                frames = {} if self._cache_references(data) else None
+                durations = alignment_durations(recogniser, data, config.model.synthesis.mel, frames)
+                loader = SynthesisBatchLoader(data, durations, *args, train=name == "train", speakers=self.speakers,
+                                              ref_frames=frames, **shard)
                 setattr(self, f"{name}_set", loader)
             self.rank_key = "postnet"
             return
@@ -370,6 +373,20 @@ class Trainer:
         self.train_set = BatchLoader(train_data, self.tokenizer, config.data, seed, train=True, **shard)
         self.valid_set = BatchLoader(valid_data, self.tokenizer, config.data, seed, train=False, **shard)
         self.rank_key = "wer"
+
+    def _cache_references(self, data) -> bool:
+        """Whether the synthesis head's references can be encoded once: the audio encoder is frozen and
+        its float32 frames of ``data`` fit ``data.reference_cache_mb``."""
+        encoder = self.model.audio_encoder
+        if any(p.requires_grad for p in encoder.parameters()):
+            return False
+        megabytes = sum(utterance_durations(data)) / frame_hop(encoder) * encoder.config.hidden_size * 4 / 2**20
+        if megabytes > self.config.data.reference_cache_mb:
+            if self.ctx.main:
+                log.info("%s: the references' encoder frames (%.0f MB) exceed data.reference_cache_mb; "
+                         "encoding them at every step", data.path, megabytes)
+            return False
+        return True
 
     def _restore(self, state: dict) -> None:
         """The killed run's optimiser, schedule, position and RNG streams (its weights are loaded by ``_build``)."""

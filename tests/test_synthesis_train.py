@@ -37,6 +37,39 @@ def test_synthesis_batches_pair_each_target_with_another_utterance_of_its_voice(
     assert loader[(0, 0)]["ref_waveforms"].equal(batch["ref_waveforms"])  # the same draw when rebuilt (resume)
 
 
+def test_reference_frames_kept_from_the_alignment_are_the_encoders_and_train_the_same(joint_dir, speech_dir, tmp_path):
+    """A frozen encoder's frames of each utterance, kept from the alignment pass, stand in for encoding
+    the references at every step: the frames the step would compute, and the same training run."""
+    model = load_model(joint_dir)
+    data = read_data_dir(speech_dir)
+    frames = {}
+    durations = alignment_durations(model, data, SynthesisConfig().mel, frames)
+    assert frames.keys() == durations.keys()
+    loader = SynthesisBatchLoader(data, durations, model.tokenizer, model.text_tokenizer, SynthesisConfig().mel,
+                                  tiny_config().data, seed=1, train=True, speakers=sorted({u.speaker for u in data}),
+                                  ref_frames=frames)
+    batch = loader[(0, 0)]
+    with torch.inference_mode():
+        live, lengths = model.model.encode(batch["ref_waveforms"], batch["ref_lengths"])
+    assert batch["ref_frame_lengths"].equal(lengths)
+    for row, n in enumerate(lengths.tolist()):
+        assert torch.allclose(batch["ref_frames"][row, :n], live[row, :n], atol=1e-4)
+    cfg = synthesis_config(joint_dir, max_steps=4, valid_interval=4)
+    cached = train(cfg, speech_dir, speech_dir, str(tmp_path / "cached"))
+    cfg.data.reference_cache_mb = 0  # encode the references at every step
+    live_dir = train(cfg, speech_dir, speech_dir, str(tmp_path / "live"))
+    a = [json.loads(line) for line in open(os.path.join(cached, "..", "metrics.jsonl"))]
+    b = [json.loads(line) for line in open(os.path.join(live_dir, "..", "metrics.jsonl"))]
+    assert len(a) == len(b) and all(x.keys() == y.keys() for x, y in zip(a, b))
+    for x, y in zip(a, b):
+        for key in ("loss", "mel", "dev_postnet"):
+            if key in x:
+                assert x[key] == pytest.approx(y[key], rel=1e-3), (key, x, y)
+    assert any("loss" in x for x in a) and any("dev_postnet" in x for x in a)
+    assert "encoding them at every step" not in open(tmp_path / "cached" / "train.log").read()
+    assert "encoding them at every step" in open(tmp_path / "live" / "train.log").read()
+
+
 def test_synthesis_training_keeps_the_backbone_and_adds_the_head(joint_dir, speech_dir, tmp_path):
     out = train(synthesis_config(joint_dir), speech_dir, speech_dir, str(tmp_path / "tts"))
     before, after = load_file(os.path.join(joint_dir, "model.safetensors")), load_file(os.path.join(out, "model.safetensors"))

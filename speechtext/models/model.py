@@ -146,7 +146,10 @@ class SpeechTextModel(nn.Module):
         return loss, stats
 
     def _synthesis_step(self, batch: dict):
-        ref_frames, ref_lengths = self.encode(batch["ref_waveforms"], batch["ref_lengths"])
+        if "ref_frames" in batch:  # the frozen encoder's frames, computed once (SynthesisBatchLoader)
+            ref_frames, ref_lengths = batch["ref_frames"], batch["ref_frame_lengths"]
+        else:
+            ref_frames, ref_lengths = self.encode(batch["ref_waveforms"], batch["ref_lengths"])
         fused, speaker = self.synthesis_conditioning(ref_frames, ref_lengths, batch["text_ids"], batch["text_lengths"],
                                                      batch["ref_waveforms"], batch["ref_lengths"])
         losses = self.heads["synthesis"].loss(batch, fused, speaker)
