@@ -47,11 +47,16 @@ def splice(digits: list[np.ndarray], rng: random.Random) -> tuple[list[int], np.
     return picked, np.concatenate(pieces)
 
 
+def write_peak_normalised(path: str, samples: np.ndarray) -> None:
+    """16-bit 16 kHz wav of ``samples`` scaled to a 0.9 peak (silence is left near silent)."""
+    sf.write(path, samples / max(1e-3, float(np.abs(samples).max())) * 0.9, SAMPLE_RATE, subtype="PCM_16")
+
+
 def make_utterance(index: int, digits: list[np.ndarray], rng: random.Random, wav_dir: str) -> Utterance:
     picked, joined = splice(digits, rng)
     utt = f"allison-real{index:04d}"
     path = os.path.join(wav_dir, f"{utt}.wav")
-    sf.write(path, joined / max(1e-3, float(np.abs(joined).max())) * 0.9, SAMPLE_RATE, subtype="PCM_16")
+    write_peak_normalised(path, joined)
     text = " ".join(DIGITS[d] for d in picked)
     return Utterance(utt, AudioSpec(path), text, "allison", "digits_plain", round(len(joined) / SAMPLE_RATE, 3))
 

@@ -19,13 +19,10 @@ import os
 import re
 import sys
 
-import numpy as np
-import soundfile as sf
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from grammar import DIGITS  # noqa: E402
 from make_align_set import trim  # noqa: E402
-from make_real_digits import INSTALL  # noqa: E402
+from make_real_digits import INSTALL, write_peak_normalised  # noqa: E402
 
 from speechtext.audio import SAMPLE_RATE, AudioSpec, load_audio  # noqa: E402
 from speechtext.data import Utterance, write_data_dir  # noqa: E402
@@ -85,7 +82,7 @@ def main() -> None:
         if duration > args.max_seconds:
             continue
         path = os.path.abspath(os.path.join(args.wav_dir, name.replace("/", "_") + ".wav"))
-        sf.write(path, samples / max(1e-3, float(np.abs(samples).max())) * 0.9, SAMPLE_RATE, subtype="PCM_16")
+        write_peak_normalised(path, samples)
         seconds += duration
         for k in range(1, args.copies + 1):
             utts.append(Utterance(f"allison-r{k}-{name.replace('/', '_')}", AudioSpec(path), text, "allison", None,

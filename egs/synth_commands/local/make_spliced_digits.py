@@ -17,15 +17,13 @@ import random
 import sys
 import tempfile
 
-import numpy as np
-import soundfile as sf
 import soxr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from grammar import DIGITS  # noqa: E402
 from make_align_set import trim  # noqa: E402
 from make_corpus import Job, draw_prosody, festival_batch, synthesise  # noqa: E402
-from make_real_digits import splice  # noqa: E402
+from make_real_digits import splice, write_peak_normalised  # noqa: E402
 
 from speechtext.audio import SAMPLE_RATE, AudioSpec, load_audio  # noqa: E402
 from speechtext.data import Utterance, read_data_dir, write_data_dir  # noqa: E402
@@ -75,7 +73,7 @@ def main() -> None:
             joined = soxr.resample(soxr.resample(joined, SAMPLE_RATE, 8000, "HQ"), 8000, SAMPLE_RATE, "HQ")
         utt = f"{name}-spliced{index:05d}"
         path = os.path.join(wav_dir, f"{utt}.wav")
-        sf.write(path, joined / max(1e-3, float(np.abs(joined).max())) * 0.9, SAMPLE_RATE, subtype="PCM_16")
+        write_peak_normalised(path, joined)
         text = " ".join(DIGITS[d] for d in picked)
         utts.append(Utterance(utt, AudioSpec(path), text, name, "digits_plain", round(len(joined) / SAMPLE_RATE, 3)))
     write_data_dir(args.data_dir, sorted(utts, key=lambda u: u.utt_id))
