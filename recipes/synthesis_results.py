@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--out", default="RESULTS.md")
     args = parser.parse_args()
     columns = {"same": f"synth_{args.eval_set}_same", "unrelated": f"synth_{args.eval_set}_unrelated",
+               "average": f"synth_{args.eval_set}_average",
                "griffin-lim": f"ceiling_{args.eval_set}_griffin-lim", "real": f"ceiling_{args.eval_set}_real"}
     scores = {}
     for kind, name in columns.items():
@@ -40,10 +41,12 @@ def main() -> None:
         f"## {args.exp}", "",
         f"Synthesis head `{args.exp}/final`; written {datetime.date.today()} by `recipes/synthesis_results.py`. "
         f"Held-out voices of `{args.eval_set}`; each sentence synthesised from another utterance of its own voice "
-        "(and, as the floor, from a different voice), scored against the real utterance by `recipes/eval_synthesis.py`; "
+        "(and, as the floors, from a different voice, and in the average voice of 20 training voices: their "
+        "conditioning averaged, no reference of the target's voice), scored against the real utterance by `recipes/eval_synthesis.py`; "
         "the ceilings put the real utterance itself, and its log-mel through the vocoder, in the synthesis's place.", "",
         "| metric | synthesis, reference of the same voice | synthesis, reference of another voice (floor) | "
-        "Griffin-Lim of the real mel (vocoder ceiling) | the real audio (judges' ceiling) |", "|---|---|---|---|---|", *rows, "",
+        "synthesis in the average voice (no reference) | Griffin-Lim of the real mel (vocoder ceiling) | "
+        "the real audio (judges' ceiling) |", "|---|---|---|---|---|---|", *rows, "",
         f"- training: {training.get('steps', '?')} steps, averaged {', '.join(training.get('averaged', []))}; "
         f"best dev mel L1 (postnet) {training.get('best_dev_postnet', float('nan')):.3f}; precision {precision_text(training)}",
         f"- stage times (s): {', '.join(f'{k} {v}' for k, v in sorted(times.items()))}; total {sum(times.values())} s",

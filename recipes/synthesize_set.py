@@ -5,7 +5,9 @@ of the same voice (never the target itself), for ``eval_synthesis.py`` to score 
 Targets: ``--per-voice`` utterances of each of at most ``--voices`` speakers of ``--data`` (sorted,
 deterministic); a target's reference is the longest other utterance of its voice (commands are short,
 and a reference needs a second of the voice). ``--unrelated`` takes the
-reference from another voice instead (the floor of the voice-similarity test). Writes
+reference from another voice instead (the floor of the voice-similarity test); ``--average-of DATA`` speaks
+every target in the average voice of ``--average-voices`` voices of another data dir (the training set's:
+one utterance each, their conditioning averaged), the no-reference baseline. Writes
 ``<out-dir>/<utt>.wav`` and ``<utt>.npz`` (conditioning), ``pairs`` (``utt reference-utt``) and
 ``timing.json`` (wall clock, audio seconds, real-time factor of text -> waveform).
 
@@ -22,8 +24,9 @@ import time
 
 from speechtext import load_model
 from speechtext.audio import load_audio, probe_duration
+from speechtext.config import SynthesisOptions
 from speechtext.data import read_data_dir
-from speechtext.synthesis import save_result
+from speechtext.synthesis import AverageVoice, save_result
 
 
 def pairs_of(data, voices: int, per_voice: int, unrelated: bool) -> list[tuple[object, object]]:
@@ -38,6 +41,21 @@ def pairs_of(data, voices: int, per_voice: int, unrelated: bool) -> list[tuple[o
             pool = by_voice[names[(k + 1) % len(names)]] if unrelated else [u for u in utts if u is not target]
             pairs.append((target, max(pool, key=lambda u: u.duration or probe_duration(u.audio))))
     return pairs
+
+
+def average_voice(data, voices: int, min_seconds: float = SynthesisOptions.min_reference_seconds) -> AverageVoice:
+    """The longest utterance of each of ``voices`` voices spread evenly over ``data``'s sorted voices
+    (those with an utterance of at least ``min_seconds``, the shortest usable reference)."""
+    longest: dict[str, object] = {}
+    for utt in data:
+        voice, seconds = utt.speaker or utt.utt_id, utt.duration or probe_duration(utt.audio)
+        if seconds >= min_seconds and (voice not in longest or seconds > longest[voice][0]):
+            longest[voice] = (seconds, utt)
+    names = sorted(longest)
+    if not names:
+        raise SystemExit(f"synthesize_set: no voice has an utterance of {min_seconds:g} s or more to average")
+    count = min(voices, len(names))
+    return AverageVoice([longest[names[int(k * len(names) / count)]][1].audio for k in range(count)])
 
 
 def write_ceiling(pipeline, targets, kind: str, out_dir: str) -> None:
@@ -65,6 +83,8 @@ def main() -> None:
     parser.add_argument("--voices", type=int, default=20)
     parser.add_argument("--per-voice", type=int, default=3)
     parser.add_argument("--unrelated", action="store_true")
+    parser.add_argument("--average-of", default=None, help="A data dir whose voices are averaged (no reference).")
+    parser.add_argument("--average-voices", type=int, default=20)
     parser.add_argument("--ceiling", choices=["real", "griffin-lim"], default=None)
     parser.add_argument("--like", default=None, help="With --ceiling: only the utterances synthesised in this dir.")
     args = parser.parse_args()
@@ -76,8 +96,11 @@ def main() -> None:
         write_ceiling(pipeline, targets, args.ceiling, args.out_dir)
         return
     start = time.time()
-    results = pipeline.synthesize([(t.utt_id, t.text) for t, _ in pairs], reference=[r.audio for _, r in pairs],
-                                  progress=True)
+    if args.average_of:
+        average = average_voice(read_data_dir(args.average_of), args.average_voices)
+        pairs = [(t, None) for t, _ in pairs]
+    references = [average if r is None else r.audio for _, r in pairs]
+    results = pipeline.synthesize([(t.utt_id, t.text) for t, _ in pairs], reference=references, progress=True)
     wall = time.time() - start
     audio = 0.0
     for r in results:
@@ -87,7 +110,7 @@ def main() -> None:
         audio += len(r.waveform) / r.sample_rate
         save_result(r, os.path.join(args.out_dir, f"{r.id}.wav"), os.path.join(args.out_dir, f"{r.id}.npz"))
     with open(os.path.join(args.out_dir, "pairs"), "w", encoding="utf-8") as handle:
-        handle.writelines(f"{t.utt_id} {r.utt_id}\n" for t, r in pairs)
+        handle.writelines(f"{t.utt_id} {r.utt_id if r else 'average-voice'}\n" for t, r in pairs)
     timing = {"texts": len(pairs), "failed": sum(bool(r.error) for r in results), "wall_seconds": round(wall, 2),
               "audio_seconds": round(audio, 2), "rtf": round(wall / max(audio, 1e-9), 4)}
     with open(os.path.join(args.out_dir, "timing.json"), "w", encoding="utf-8") as handle:

@@ -2,7 +2,8 @@
 # Shared synthesis stages, run after recipes/asr.sh on a joint model (text encoder + fusion):
 #   6  train the synthesis head on --init-model (its backbone frozen; durations from its CTC alignment)
 #   7  synthesise --eval-set sentences in its held-out voices from another utterance of the same voice
-#      (and, as the floor, of another voice); score both with recipes/eval_synthesis.py (whisper
+#      (and, as the floors, of another voice and in the average voice of 20 training voices, no reference
+#      of the target's voice); score them with recipes/eval_synthesis.py (whisper
 #      tiny.en, resemblyzer, MCD-DTW, our recogniser, RTF; PNG examples) beside two ceilings on the same
 #      sentences: the real audio, and Griffin-Lim of its mel; a section of RESULTS.md
 set -euo pipefail
@@ -37,14 +38,15 @@ if run_stage 6; then
 fi
 
 if run_stage 7; then
-  rm -f "$exp/voices_$eval_set.npz"  # the real utterances' speaker embeddings, shared by the four scorings
-  kinds="same unrelated"; [ "$voices" -gt 1 ] || kinds=same  # one voice has no other voice for the floor
+  rm -f "$exp/voices_$eval_set.npz"  # the real utterances' speaker embeddings, shared by the five scorings
+  kinds="same unrelated average"; [ "$voices" -gt 1 ] || kinds="same average"  # one voice has no other voice for the floor
   for kind in $kinds; do
     out=$exp/synth_${eval_set}_$kind
     log 7 "synthesising $voices voices x $per_voice sentences of data/$eval_set ($kind-voice references) in $out"
     rm -rf "$out"
+    case $kind in unrelated) how=--unrelated ;; average) how="--average-of data/$train_set" ;; *) how="" ;; esac
     timed 7 python3 "$(dirname "$0")/synthesize_set.py" --model "$exp/final" --data "data/$eval_set" --out-dir "$out" \
-      --voices "$voices" --per-voice "$per_voice" $([ $kind = unrelated ] && echo --unrelated)
+      --voices "$voices" --per-voice "$per_voice" $how
     log 7 "scoring $out against data/$eval_set"
     timed 7 python3 "$(dirname "$0")/eval_synthesis.py" --data "data/$eval_set" --wav-dir "$out" \
       --recogniser "$init_model" --json "$out/scores.json" --voice-cache "$exp/voices_$eval_set.npz" \

@@ -309,7 +309,8 @@ def embed(model_dir, args, out_dir) -> None:
 @click.option("--text", "texts", multiple=True, help="A text to speak (repeatable).")
 @click.option("--text-file", type=click.Path(exists=True, dir_okay=False), help="One text per line.")
 @click.option("--kaldi-text", type=click.Path(exists=True, dir_okay=False), help="A Kaldi text file: 'utt-id text'.")
-@click.option("--reference", required=True, help="A recording of the voice to speak in (a few seconds).")
+@click.option("--reference", "references", required=True, multiple=True,
+              help="A recording of the voice to speak in (a few seconds); repeated, the average of their voices.")
 @click.option("-o", "--out", "out_path", default=None, help="The WAV to write for a single text.")
 @click.option("--out-dir", default=None, help="Where <id>.wav files go for many texts.")
 @click.option("--emit-conditioning", default=None, metavar="PATH", help="Also write the mel frames, token durations "
@@ -322,13 +323,13 @@ def embed(model_dir, args, out_dir) -> None:
               show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--progress/--no-progress", default=False)
-def synthesize(model_dir, texts, text_file, kaldi_text, reference, out_path, out_dir, emit_conditioning, device,
+def synthesize(model_dir, texts, text_file, kaldi_text, references, out_path, out_dir, emit_conditioning, device,
                progress, **options) -> None:
     """Speak text in the voice of a reference recording with MODEL_DIR's synthesis head.
 
     A bad text is reported on stderr and the rest are still written (exit status 1)."""
     from . import load_model
-    from .synthesis import SynthesisError, read_texts, save_result
+    from .synthesis import AverageVoice, SynthesisError, read_texts, save_result
 
     items = [(f"text{i:04d}", t) for i, t in enumerate(texts, 1)]
     items += read_texts(text_file) if text_file else []
@@ -338,6 +339,7 @@ def synthesize(model_dir, texts, text_file, kaldi_text, reference, out_path, out
     if (out_path is None) == (out_dir is None) or (out_path and len(items) > 1):
         _fail("give -o OUT.wav for one text, or --out-dir DIR for many")
     try:
+        reference = references[0] if len(references) == 1 else AverageVoice(references)
         results = load_model(model_dir, device=device).synthesize(items, reference, SynthesisOptions(**options),
                                                                   progress=progress)
     except (SynthesisError, ValueError, FileNotFoundError) as exc:

@@ -55,6 +55,20 @@ def pad_rows(rows: list[list[int]], value: int = 0) -> tuple[torch.Tensor, torch
     return out, lengths
 
 
+@dataclass(frozen=True)
+class AverageVoice:
+    """Several recordings whose voices are averaged: the fused text-over-reference states and the speaker
+    vector are computed for each and averaged, so no single recording's voice is copied. With the
+    training voices it is the average voice, the no-reference baseline of a cloning evaluation."""
+
+    references: tuple
+
+    def __post_init__(self):
+        if not self.references:
+            raise ValueError("AverageVoice needs at least one recording")
+        object.__setattr__(self, "references", tuple(self.references))
+
+
 @dataclass
 class SynthesisResult:
     """One text's synthesis: ``waveform`` (float32, ``sample_rate``), the conditioning behind it (``mel``
@@ -75,9 +89,9 @@ class SynthesisResult:
 
 def synthesize(pipeline, texts, reference, options: SynthesisOptions | None = None, progress: bool = False,
                **overrides) -> list[SynthesisResult]:
-    """Speak each of ``texts`` (strings or ``(id, text)`` pairs) in the voice of ``reference`` (a path
-    or :class:`AudioSpec`, or one per text). One result per text, in order; a bad text or reference
-    gets ``error`` on its result and the rest are still synthesised."""
+    """Speak each of ``texts`` (strings or ``(id, text)`` pairs) in the voice of ``reference`` (a path,
+    :class:`AudioSpec` or :class:`AverageVoice`, or one per text). One result per text, in order; a bad
+    text or reference gets ``error`` on its result and the rest are still synthesised."""
     from tqdm import tqdm
 
     opts = dataclasses.replace(options or SynthesisOptions(), **overrides)
@@ -88,22 +102,31 @@ def synthesize(pipeline, texts, reference, options: SynthesisOptions | None = No
     refs = list(reference) if isinstance(reference, (list, tuple)) else [reference] * len(items)
     if len(refs) != len(items):
         raise ValueError(f"{len(refs)} references for {len(items)} texts; give one, or one per text")
-    groups: dict[str, list[int]] = {}
+    groups: dict[object, list[int]] = {}
     for i, ref in enumerate(refs):
-        groups.setdefault(str(ref.source if isinstance(ref, AudioSpec) else ref), []).append(i)
+        groups.setdefault(_reference_key(ref), []).append(i)
     with tqdm(total=len(items), disable=not progress, unit="text") as bar:
-        for source, indices in groups.items():
+        for indices in groups.values():
             try:
-                frames = _reference_frames(pipeline, refs[indices[0]], opts)
+                ref = refs[indices[0]]
+                encoded = [_reference_frames(pipeline, r, opts)
+                           for r in (ref.references if isinstance(ref, AverageVoice) else [ref])]
             except (AudioError, SynthesisError) as exc:
                 for i in indices:
                     items[i].error = str(exc)
                 bar.update(len(indices))
                 continue
             for k in range(0, len(indices), opts.batch_size):
-                _synthesize_batch(pipeline, [items[i] for i in indices[k:k + opts.batch_size]], frames, opts)
+                _synthesize_batch(pipeline, [items[i] for i in indices[k:k + opts.batch_size]], encoded, opts)
                 bar.update(len(indices[k:k + opts.batch_size]))
     return items
+
+
+def _reference_key(ref):
+    """Texts with equal keys share one encoding of their reference (segments of one file differ)."""
+    if isinstance(ref, AverageVoice):
+        return tuple(_reference_key(r) for r in ref.references)
+    return (ref.source, ref.start, ref.end) if isinstance(ref, AudioSpec) else str(ref)
 
 
 def _check(pipeline, opts: SynthesisOptions) -> None:
@@ -146,7 +169,7 @@ def _prepare(pipeline, item: SynthesisResult):
 
 
 @torch.inference_mode()
-def _synthesize_batch(pipeline, items: list[SynthesisResult], ref, opts: SynthesisOptions) -> None:
+def _synthesize_batch(pipeline, items: list[SynthesisResult], refs: list, opts: SynthesisOptions) -> None:
     model, head = pipeline.model, pipeline.model.heads["synthesis"]
     prepared = [(item, _prepare(pipeline, item)) for item in items]
     prepared = [(item, p) for item, p in prepared if p is not None]
@@ -156,13 +179,16 @@ def _synthesize_batch(pipeline, items: list[SynthesisResult], ref, opts: Synthes
     tokens, token_lengths = pad_rows([p[0] for _, p in prepared])
     fused_index = pad_rows([p[1] for _, p in prepared], -1)[0]
     text_ids, text_lengths = pipeline.text_tokenizer.encode([item.text for item, _ in prepared])
-    frames, frame_lengths, waveform, samples = ref
-    with autocast(device, opts.precision):
-        fused, speaker = model.synthesis_conditioning(frames.expand(batch, -1, -1), frame_lengths.expand(batch),
-                                                      text_ids.to(device), text_lengths.to(device),
-                                                      waveform.expand(batch, -1), samples.expand(batch))
+    fused, speaker = 0.0, 0.0
+    for frames, frame_lengths, waveform, samples in refs:  # one reference, or those of an AverageVoice
+        with autocast(device, opts.precision):
+            f, s = model.synthesis_conditioning(frames.expand(batch, -1, -1), frame_lengths.expand(batch),
+                                                text_ids.to(device), text_lengths.to(device),
+                                                waveform.expand(batch, -1), samples.expand(batch))
+        fused, speaker = fused + f.float() / len(refs), speaker + s.float()
+    speaker = torch.nn.functional.normalize(speaker, dim=-1)
     tokens, token_lengths, fused_index = tokens.to(device), token_lengths.to(device), fused_index.to(device)
-    states, log_dur = head.encode_tokens(tokens, token_lengths, fused.float(), fused_index, speaker.float())
+    states, log_dur = head.encode_tokens(tokens, token_lengths, fused, fused_index, speaker)
     durations = head.predict_durations(log_dur, token_lengths, opts.speed)
     hop = head.cfg.mel.hop_length
     limit = int(head.cfg.max_seconds * SAMPLE_RATE / hop)
@@ -178,14 +204,14 @@ def _synthesize_batch(pipeline, items: list[SynthesisResult], ref, opts: Synthes
     if not keep:
         return
     rows = torch.tensor(keep, device=device)
-    mel, post, lengths = head.decode(states[rows], durations[rows], speaker[rows].float())
+    mel, post, lengths = head.decode(states[rows], durations[rows], speaker[rows])
     waves = vocoder_of(pipeline, opts.griffin_lim_iters)(post, lengths)
     for j, row in enumerate(keep):
         item, n = prepared[row][0], int(lengths[j])
         item.waveform, item.mel, item.hop_length = waves[j], post[j, :n].cpu().numpy(), hop
         item.durations = durations[row, : int(token_lengths[row])].tolist()
         item.tokens = [pipeline.tokenizer.tokens[t] for t in tokens[row, : int(token_lengths[row])].tolist()]
-        item.speaker = speaker[row].float().cpu().numpy()
+        item.speaker = speaker[row].cpu().numpy()
 
 
 def vocoder_of(pipeline, griffin_lim_iters: int = 0):

@@ -11,7 +11,7 @@ from speechtext.data import read_data_dir
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "recipes"))
 from eval_synthesis import mcd_dtw  # noqa: E402
-from synthesize_set import pairs_of  # noqa: E402
+from synthesize_set import average_voice, pairs_of  # noqa: E402
 
 
 def test_mcd_dtw_is_zero_for_the_same_audio_and_tolerates_tempo(speech_dir):
@@ -33,3 +33,19 @@ def test_references_are_never_the_target_and_come_from_the_right_voice(speech_di
         assert ref.duration == max(u.duration for u in others)
     for target, ref in pairs_of(data, voices=3, per_voice=2, unrelated=True):
         assert ref.speaker != target.speaker
+
+
+def test_the_average_voice_takes_the_longest_utterance_of_voices_spread_over_the_set(speech_dir):
+    data = read_data_dir(speech_dir)
+    voices = sorted({u.speaker for u in data})
+    assert len(voices) >= 3
+    average = average_voice(data, voices=2)
+    picked = [next(u for u in data if u.audio == ref) for ref in average.references]
+    assert [u.speaker for u in picked] == [voices[0], voices[len(voices) // 2]]
+    for u in picked:
+        assert u.duration == max(v.duration for v in data if v.speaker == u.speaker)
+    assert len(average_voice(data, voices=100).references) == len(voices)
+    longest = {v: max(u.duration for u in data if u.speaker == v) for v in voices}
+    cut = sorted(longest.values())[1]  # voices whose every utterance is shorter cannot be references
+    kept = average_voice(data, voices=100, min_seconds=cut).references
+    assert len(kept) == sum(d >= cut for d in longest.values()) == len(voices) - 1

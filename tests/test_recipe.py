@@ -65,4 +65,8 @@ def test_synth_commands_joint_smoke(tmp_path):
         wavs = sorted((tts / f"synth_test_{kind}").glob("*.wav"))
         pairs = dict(line.split() for line in open(tts / f"synth_test_{kind}" / "pairs"))
         assert wavs and all(pairs[w.stem] != w.stem for w in wavs)  # never its own reference
+    average = tts / "synth_test_average"  # the no-reference baseline: every target in the training voices' average
+    assert sorted(p.name for p in average.glob("*.wav")) == sorted(p.name for p in (tts / "synth_test_same").glob("*.wav"))
+    assert set(open(average / "pairs").read().split()[1::2]) == {"average-voice"}
+    assert "synthesis in the average voice (no reference)" in results
     assert len(list((tts / "plots").glob("*.png"))) == 1

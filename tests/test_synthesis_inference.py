@@ -8,7 +8,7 @@ import soundfile as sf
 
 from speechtext.data import read_data_dir
 from speechtext.inference import load_model
-from speechtext.synthesis import SynthesisError
+from speechtext.synthesis import AverageVoice, SynthesisError
 
 from conftest import tone
 
@@ -59,6 +59,39 @@ def test_bad_references_fail_their_texts_only(model, reference, tmp_path):
         model.synthesize(["a"] * 4, reference=refs[:2])
 
 
+def test_the_average_voice_averages_the_conditioning_of_its_recordings(model, speech_dir, tmp_path):
+    utts = read_data_dir(speech_dir).utterances
+    voices = {}
+    for u in utts:
+        voices.setdefault(u.speaker, u.audio.source)
+    a, b = list(voices.values())[:2]
+    text = ["turn on the lights"]
+    (one,), (alone,) = model.synthesize(text, reference=AverageVoice([a]), precision="fp32"), \
+        model.synthesize(text, reference=a, precision="fp32")
+    assert np.array_equal(one.mel, alone.mel)  # one recording: exactly its own voice
+    (both,), (other,) = model.synthesize(text, reference=AverageVoice([a, b]), precision="fp32"), \
+        model.synthesize(text, reference=b, precision="fp32")
+    mean = alone.speaker + other.speaker
+    assert np.allclose(both.speaker, mean / np.linalg.norm(mean), atol=1e-5)
+    assert both.error is None and not np.array_equal(both.mel[: len(one.mel)], one.mel[: len(both.mel)])
+    (bad,) = model.synthesize(text, reference=AverageVoice([a, str(tmp_path / "gone.wav")]))
+    assert bad.waveform is None and "gone.wav" in bad.error
+    with pytest.raises(ValueError, match="at least one"):
+        AverageVoice([])
+
+
+def test_segments_of_one_recording_are_different_references(model, speech_dir):
+    from speechtext.audio import AudioSpec, probe_duration
+
+    source = max((u.audio.source for u in read_data_dir(speech_dir).utterances), key=probe_duration)
+    end = probe_duration(source)
+    assert end > 1.6, "the fixture's longest utterance is too short for two 1.2 s segments"
+    first, last = model.synthesize(["stop", "stop"], precision="fp32",
+                                   reference=[AudioSpec(source, 0.0, 1.2), AudioSpec(source, end - 1.2, end)])
+    alone = model.synthesize(["stop"], reference=AudioSpec(source, end - 1.2, end), precision="fp32")[0]
+    assert not np.allclose(first.speaker, last.speaker) and np.allclose(last.speaker, alone.speaker, atol=1e-5)
+
+
 def test_a_model_without_the_head_says_so(joint_dir, reference):
     with pytest.raises(SynthesisError, match="no synthesis head"):
         load_model(joint_dir).synthesize(["turn left"], reference=reference)
@@ -84,6 +117,9 @@ def test_cli_writes_wavs_and_conditioning(synthesis_dir, reference, tmp_path):
     assert run.exit_code == 1 and "skipped a2" in run.output and "cannot speak: @" in run.output
     assert sorted(p.name for p in (tmp_path / "many").iterdir()) == ["a1.wav", "a3.wav"]
     assert sorted(p.name for p in (tmp_path / "cond").iterdir()) == ["a1.npz", "a3.npz"]
+    run = CliRunner().invoke(cli, ["synthesize", synthesis_dir, "--text", "stop", "--reference", reference,
+                                   "--reference", reference, "-o", str(tmp_path / "avg.wav")])
+    assert run.exit_code == 0 and sf.read(tmp_path / "avg.wav")[0].size > 0, run.output
     run = CliRunner().invoke(cli, ["synthesize", synthesis_dir, "--text", "a", "--text", "b", "--reference", reference,
                                    "-o", str(out)])
     assert run.exit_code == 2 and "--out-dir DIR for many" in run.output
