@@ -103,7 +103,7 @@ class TorchDecoder:
 
     def __init__(self, model, frames: torch.Tensor, frame_lengths: torch.Tensor):
         self.head, self.fusion, self.sos_eos = model.heads["attention"], model.fusion, model.heads["attention"].sos_eos
-        self.cross = self.fusion.cross_cache(self.fusion.frame_in(frames))
+        self.cross = self.fusion.memory(frames, frame_lengths).kv
         self.mask = frame_mask(frame_lengths, frames.shape[1])[:, None, None, :]
 
     def start(self, owner: torch.Tensor):

@@ -104,7 +104,7 @@ class _Recogniser(nn.Module):
         frames, frame_lengths = encode_audio(model.audio_encoder, waveforms, lengths, batched_frontend=True)
         out = {"log_probs": model.heads["ctc"](frames), "frame_lengths": frame_lengths, "frames": frames}
         if "cross_kv" in self.outputs:
-            cross = model.fusion.cross_cache(model.fusion.frame_in(frames))
+            cross = model.fusion.memory(frames, frame_lengths).kv
             out["cross_kv"] = torch.stack([torch.stack(kv) for kv in cross])
         if "audio_vectors" in self.outputs:
             out["audio_vectors"] = model.embed_frames(frames, frame_lengths)

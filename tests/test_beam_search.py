@@ -64,11 +64,11 @@ def test_attention_loss_is_logged_and_weighted(hybrid_model):
 def greedy_attention(model, frames, lengths):
     """Step-by-step argmax of the attention decoder: what a beam of 1 without CTC must return."""
     head, fusion = model.heads["attention"], model.fusion
-    memory, out = fusion.frame_in(frames), []
+    memory, out = fusion.memory(frames, lengths), []
     for b in range(frames.shape[0]):
         tokens = [head.sos_eos]
         while len(tokens) <= int(lengths[b]):
-            logits = head.logits(fusion, torch.tensor([tokens]), torch.tensor([len(tokens)]), memory[b:b + 1], lengths[b:b + 1])
+            logits = head.logits(fusion, torch.tensor([tokens]), torch.tensor([len(tokens)]), memory.rows(torch.tensor([b])))
             logits[0, -1, 0] = float("-inf")  # blank is never a decoder output
             nxt = int(logits[0, -1].argmax())
             if nxt == head.sos_eos:

@@ -8,6 +8,7 @@ import torch
 from speechtext.batching import local_candidates
 from speechtext.config import FusionConfig, TextEncoderConfig
 from speechtext.models.command import sample_candidates
+from speechtext.models.audio_encoder import frame_mask
 from speechtext.models.fusion import FusionBlock
 from speechtext.models.shared_space import SharedSpace, contrastive_loss, masked_mean
 from speechtext.models.text_encoder import build_text_encoder, encode_text
@@ -27,6 +28,24 @@ def test_fusion_ignores_padding_on_both_sides():
     out, _ = block(q, torch.tensor([5, 3]), f, torch.tensor([30, 17]))
     alone, _ = block(q[1:, :3], torch.tensor([3]), f[1:, :17], torch.tensor([17]))
     assert out.shape == (2, 5, 32) and torch.allclose(out[1, :3], alone[0], atol=1e-5)
+
+
+def test_fusion_is_pre_norm_attention_and_shared_memory_rows_change_nothing():
+    block = fusion()
+    q, f, lengths = torch.randn(3, 5, 24), torch.randn(2, 30, 40), torch.tensor([30, 17])
+    rows = torch.tensor([1, 0, 1])
+    out, _ = block(q, torch.tensor([5, 4, 2]), None, None, memory=block.memory(f, lengths).rows(rows))
+    # the same layers written with torch's MultiheadAttention over the frames of each row
+    x, memory = block.query_in(q), block.frame_in(f[rows])
+    q_pad, f_pad = ~frame_mask(torch.tensor([5, 4, 2]), 5), ~frame_mask(lengths[rows], 30)
+    for layer in block.layers:
+        h = layer.self_norm(x)
+        x = x + layer.self_attn(h, h, h, key_padding_mask=q_pad, need_weights=False)[0]
+        x = x + layer.cross_attn(layer.cross_norm(x), memory, memory, key_padding_mask=f_pad, need_weights=False)[0]
+        x = x + layer.ff(layer.ff_norm(x))
+    assert torch.allclose(out, block.norm(x), atol=1e-5)
+    separate, _ = block(q, torch.tensor([5, 4, 2]), f[rows], lengths[rows])
+    assert torch.allclose(out, separate, atol=1e-6)
 
 
 def test_causal_queries_do_not_see_the_future():

@@ -21,20 +21,23 @@ class CommandHead(nn.Module):
         # mean-pooled frames give the intent classifier a direct path to the utterance as a whole.
         self.intent_audio = nn.Linear(audio_dim, num_intents) if num_intents else None
 
-    def pair_scores(self, fusion, text_states, text_lengths, frames, frame_lengths, pairs: torch.Tensor):
+    def pair_scores(self, fusion, text_states, text_lengths, frames, frame_lengths, pairs: torch.Tensor, memory=None):
         """Fusion match score for ``pairs (P, 2)`` of (audio index, text index): ``(P,)``.
 
-        ``text_states (N, L, Ht)`` / ``text_lengths (N,)``, ``frames (B, T, Ha)`` / ``frame_lengths (B,)``."""
-        memory = fusion.frame_in(frames)  # once per utterance, not once per (utterance, command) pair
-        fused, _ = fusion(text_states[pairs[:, 1]], text_lengths[pairs[:, 1]], memory[pairs[:, 0]],
-                          frame_lengths[pairs[:, 0]], projected=True)
+        ``text_states (N, L, Ht)`` / ``text_lengths (N,)``, ``frames (B, T, Ha)`` / ``frame_lengths (B,)``;
+        ``memory``: their ``fusion.memory`` when the caller has it already."""
+        memory = memory if memory is not None else fusion.memory(frames, frame_lengths)
+        # keys and values once per utterance, gathered per (utterance, command) pair
+        fused, _ = fusion(text_states[pairs[:, 1]], text_lengths[pairs[:, 1]], None, None,
+                          memory=memory.rows(pairs[:, 0]))
         return self.match(masked_mean(fused, text_lengths[pairs[:, 1]])).squeeze(-1).float()
 
-    def intent_logits(self, fusion, frames, frame_lengths) -> torch.Tensor:
-        """``(B, num_intents)`` from the learned intent query fused over each utterance's frames."""
+    def intent_logits(self, fusion, frames, frame_lengths, memory=None) -> torch.Tensor:
+        """``(B, num_intents)`` from the learned intent query fused over each utterance's frames
+        ``(B, T, H)`` (``memory``: their ``fusion.memory`` when the caller has it already)."""
         query = self.intent_query.expand(frames.shape[0], 1, -1)
         ones = torch.ones(frames.shape[0], dtype=torch.long, device=frames.device)
-        fused, _ = fusion(query, ones, frames, frame_lengths)
+        fused, _ = fusion(query, ones, frames, frame_lengths, memory=memory)
         return (self.intent(fused[:, 0]) + self.intent_audio(masked_mean(frames, frame_lengths))).float()
 
 

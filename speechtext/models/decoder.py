@@ -43,11 +43,11 @@ class AttentionHead(nn.Module):
         self.label_smoothing = label_smoothing
         self.scale = math.sqrt(query_dim)
 
-    def logits(self, fusion, tokens, token_lengths, memory, frame_lengths) -> torch.Tensor:
-        """``tokens (N, L)`` starting with ``<sos>``, ``memory (N, T, D)`` frames already through
-        ``fusion.frame_in`` -> next-token logits ``(N, L, V + 1)``."""
+    def logits(self, fusion, tokens, token_lengths, memory) -> torch.Tensor:
+        """``tokens (N, L)`` starting with ``<sos>`` over ``memory`` (``fusion.memory`` of N utterances)
+        -> next-token logits ``(N, L, V + 1)``."""
         queries = self.embed(tokens) * self.scale + sinusoids(tokens.shape[1], self.embed.embedding_dim, tokens.device)
-        fused, _ = fusion(queries, token_lengths, memory, frame_lengths, causal=True, projected=True)
+        fused, _ = fusion(queries, token_lengths, None, None, causal=True, memory=memory)
         return self.out(fused).float()
 
     def embed_step(self, tokens: torch.Tensor, position) -> torch.Tensor:
@@ -56,9 +56,9 @@ class AttentionHead(nn.Module):
             position = torch.tensor([position], device=tokens.device)
         return (self.embed(tokens) * self.scale + sinusoid_rows(position, self.embed.embedding_dim))[:, None]
 
-    def loss(self, fusion, frames, frame_lengths, targets, target_lengths) -> torch.Tensor:
+    def loss(self, fusion, memory, targets, target_lengths) -> torch.Tensor:
         """Label-smoothed cross-entropy summed over tokens (and the final ``<eos>``) of the batch.
-        ``frames (B, T, H)``, ``targets (B, L)`` padded token ids with ``target_lengths (B,)``."""
+        ``memory``: ``fusion.memory`` of the frames; ``targets (B, L)`` padded token ids with ``target_lengths (B,)``."""
         batch, longest = targets.shape
         sos = torch.full((batch, 1), self.sos_eos, dtype=targets.dtype, device=targets.device)
         inputs = torch.cat([sos, targets], 1)  # padding past each length is masked out of the loss
@@ -66,6 +66,6 @@ class AttentionHead(nn.Module):
         outputs[torch.arange(batch), target_lengths] = self.sos_eos  # <eos> right after the last token
         positions = torch.arange(longest + 1, device=targets.device)[None]
         outputs = outputs.masked_fill(positions > target_lengths[:, None], -100)
-        logits = self.logits(fusion, inputs, target_lengths + 1, fusion.frame_in(frames), frame_lengths)
+        logits = self.logits(fusion, inputs, target_lengths + 1, memory)
         return F.cross_entropy(logits.transpose(1, 2), outputs, ignore_index=-100, reduction="sum",
                                label_smoothing=self.label_smoothing)

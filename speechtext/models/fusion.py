@@ -6,6 +6,9 @@ One module serves every head with different queries: command phrases (command he
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,14 +27,22 @@ class FusionLayer(nn.Module):
                                 nn.Linear(cfg.ff_dim, cfg.dim))
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, queries, query_pad, frames, frame_pad, causal: bool, need_weights: bool):
+    def forward(self, queries, query_pad, k, v, frame_keep, causal: bool, need_weights: bool):
+        """``k``, ``v`` ``(B, heads, T, D / heads)``: this layer's projection of the frames (:meth:`FusionBlock.memory`);
+        ``frame_keep (B, 1, 1, T)`` True on real frames."""
         x = self.self_norm(queries)
         causal_mask = (torch.triu(torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device), 1)
                        if causal else None)
         h, _ = self.self_attn(x, x, x, key_padding_mask=query_pad, attn_mask=causal_mask, need_weights=False)
         queries = queries + self.dropout(h)
-        h, weights = self.cross_attn(self.cross_norm(queries), frames, frames, key_padding_mask=frame_pad,
-                                     need_weights=need_weights, average_attn_weights=False)
+        q = _project(self.cross_attn, self.cross_norm(queries), 0)
+        weights = None
+        if need_weights:  # the maps for plots (inference): the same attention, written out
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+            weights = scores.masked_fill(~frame_keep, float("-inf")).softmax(-1)
+            h = self.cross_attn.out_proj((weights @ v).transpose(1, 2).flatten(2))
+        else:
+            h = _attend(self.cross_attn, q, k, v, frame_keep, self.cross_attn.dropout if self.training else 0.0)
         queries = queries + self.dropout(h)
         return queries + self.dropout(self.ff(self.ff_norm(queries))), weights
 
@@ -43,10 +54,24 @@ def _project(attn: nn.MultiheadAttention, x: torch.Tensor, which: int) -> torch.
     return out.view(x.shape[0], x.shape[1], attn.num_heads, dim // attn.num_heads).transpose(1, 2)
 
 
-def _attend(attn: nn.MultiheadAttention, q, k, v, mask=None) -> torch.Tensor:
+def _attend(attn: nn.MultiheadAttention, q, k, v, mask=None, dropout: float = 0.0) -> torch.Tensor:
     """Scaled dot-product attention of split heads and ``attn``'s output projection: ``(N, Lq, D)``."""
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
     return attn.out_proj(out.transpose(1, 2).reshape(q.shape[0], q.shape[2], attn.embed_dim))
+
+
+@dataclass
+class FusionMemory:
+    """The audio side of the fusion, computed once per utterance and shared by every query set over it
+    (decoder tokens, command candidates, the intent query): each layer's cross-attention keys and
+    values ``kv`` (``[(k, v)]``, each ``(B, heads, T, D / heads)``) and ``lengths (B,)``."""
+
+    kv: list
+    lengths: torch.Tensor
+
+    def rows(self, index: torch.Tensor) -> "FusionMemory":
+        """The memory of utterances ``index (N,)`` (e.g. one row per (utterance, command) pair)."""
+        return FusionMemory([(k[index], v[index]) for k, v in self.kv], self.lengths[index])
 
 
 class FusionBlock(nn.Module):
@@ -60,22 +85,27 @@ class FusionBlock(nn.Module):
         self.norm = nn.LayerNorm(cfg.dim)
 
     def forward(self, queries, query_lengths, frames, frame_lengths, causal: bool = False,
-                return_attention: bool = False, projected: bool = False):
+                return_attention: bool = False, memory: FusionMemory | None = None):
         """Args: ``queries (B, Q, Dq)``, ``query_lengths (B,)``, ``frames (B, T, Da)``, ``frame_lengths (B,)``;
-        ``projected=True`` when ``frames`` already went through ``frame_in`` (shape ``(B, T, D)``), so
-        that one utterance scored against many queries is projected once.
+        or ``memory`` (:meth:`memory` of the frames, ``frames`` then unused), so that the frames projected
+        once serve every set of queries over them.
 
         Returns ``(fused (B, Q, D), attention)``; ``attention`` is a list with one ``(B, heads, Q, T)``
         tensor of cross-attention weights per layer when ``return_attention``, else ``[]``.
         """
+        memory = memory if memory is not None else self.memory(frames, frame_lengths)
         q_pad = ~frame_mask(query_lengths, queries.shape[1])
-        f_pad = ~frame_mask(frame_lengths, frames.shape[1])
-        x, memory, maps = self.query_in(queries), frames if projected else self.frame_in(frames), []
-        for layer in self.layers:
-            x, weights = layer(x, q_pad, memory, f_pad, causal, return_attention)
+        keep = frame_mask(memory.lengths, memory.kv[0][0].shape[2])[:, None, None]
+        x, maps = self.query_in(queries), []
+        for layer, (k, v) in zip(self.layers, memory.kv):
+            x, weights = layer(x, q_pad, k, v, keep, causal, return_attention)
             if return_attention:
                 maps.append(weights)
         return self.norm(x), maps
+
+    def memory(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> FusionMemory:
+        """Encoder ``frames (B, T, Da)`` with ``frame_lengths (B,)`` -> their :class:`FusionMemory`."""
+        return FusionMemory(self.cross_cache(self.frame_in(frames)), frame_lengths)
 
     def cross_cache(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Keys and values of every layer's cross-attention over projected frames ``memory (B, T, D)``,

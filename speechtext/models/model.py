@@ -110,9 +110,9 @@ class SpeechTextModel(nn.Module):
         fused, _ = self.fusion(states, text_lengths, ref_frames, ref_lengths)
         return fused, self.heads["synthesis"].speaker_vector(ref_frames, ref_lengths, ref_waveforms, ref_samples)
 
-    def command_scores(self, frames, frame_lengths, audio_emb, states, text_lengths, text_emb, pairs):
+    def command_scores(self, frames, frame_lengths, audio_emb, states, text_lengths, text_emb, pairs, memory=None):
         """Score of each (audio, command) pair ``(P, 2)``: fusion match plus scaled shared-space cosine, ``(P,)``."""
-        match = self.heads["command"].pair_scores(self.fusion, states, text_lengths, frames, frame_lengths, pairs)
+        match = self.heads["command"].pair_scores(self.fusion, states, text_lengths, frames, frame_lengths, pairs, memory)
         return match + self.shared_space.scale() * (audio_emb[pairs[:, 0]] * text_emb[pairs[:, 1]]).sum(-1)
 
     def text_log_likelihood(self, log_probs, frame_lengths, targets, target_lengths, pairs, chunk: int = 1024):
@@ -128,15 +128,17 @@ class SpeechTextModel(nn.Module):
             return self._synthesis_step(batch)
         frames, frame_lengths = self.encode(batch["waveforms"], batch["lengths"])
         losses = {}
+        # the frames' keys and values in every fusion layer, shared by the decoder, command and intent queries
+        memory = self.fusion.memory(frames, frame_lengths) if {"attention", "command"} & set(self.heads) else None
         if "ctc" in self.heads:
             log_probs = self.heads["ctc"](frames)
             ctc = self.heads["ctc"].loss(log_probs, frame_lengths, batch["targets"], batch["target_lengths"])
             losses["ctc"] = ctc / frames.shape[0]
         if "attention" in self.heads:
-            att = self.heads["attention"].loss(self.fusion, frames, frame_lengths, batch["targets"], batch["target_lengths"])
+            att = self.heads["attention"].loss(self.fusion, memory, batch["targets"], batch["target_lengths"])
             losses["attention"] = att / frames.shape[0]
         if self.config.text_encoder is not None and "text_ids" in batch:
-            losses.update(self._crossmodal_losses(batch, frames, frame_lengths))
+            losses.update(self._crossmodal_losses(batch, frames, frame_lengths, memory))
         weights = dict(self.config.loss_weights)
         if "attention" in losses and "ctc" in losses:  # hybrid CTC/attention: ctc_weight shares one unit between them
             weights["ctc"], weights["attention"] = self.config.ctc_weight, 1.0 - self.config.ctc_weight
@@ -160,7 +162,7 @@ class SpeechTextModel(nn.Module):
                  "frames": int(batch["mel_lengths"].sum())}
         return loss, stats
 
-    def _crossmodal_losses(self, batch: dict, frames, frame_lengths) -> dict:
+    def _crossmodal_losses(self, batch: dict, frames, frame_lengths, memory) -> dict:
         audio_emb = self.embed_frames(frames, frame_lengths)
         states, text_emb = self.encode_texts(batch["text_ids"], batch["text_lengths"])
         # Texts are the global batch's (BatchLoader); under DDP the audio of every rank is gathered too
@@ -172,10 +174,10 @@ class SpeechTextModel(nn.Module):
                                                   positions, all_audio)}
         if "command" in self.heads and batch["pairs"].numel():
             scores = self.command_scores(frames, frame_lengths, audio_emb, states, batch["text_lengths"], text_emb,
-                                         batch["pairs"])
+                                         batch["pairs"], memory)
             losses["command"] = grouped_cross_entropy(scores, batch["groups"])
         head = self.heads["command"] if "command" in self.heads else None
         if head is not None and head.intent is not None and (batch["intent_ids"] >= 0).any():
-            logits = head.intent_logits(self.fusion, frames, frame_lengths)
+            logits = head.intent_logits(self.fusion, frames, frame_lengths, memory)
             losses["intent"] = F.cross_entropy(logits, batch["intent_ids"], ignore_index=-1)
         return losses
