@@ -16,6 +16,7 @@ any system's synthesis is scored the same way:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -90,13 +91,18 @@ def real_embeddings(encoder, preprocess_wav, data, utts: list[str], cache: str |
     return known
 
 
+@functools.lru_cache(maxsize=1)
+def _voice_encoder(cls):
+    return cls("cpu", verbose=False)  # once per process, for every directory scored
+
+
 def voice_similarity(ids, synth, data, cache: str | None = None) -> dict:
     try:
         from resemblyzer import VoiceEncoder, preprocess_wav
     except ImportError as exc:
         print(f"eval_synthesis: voice similarity is skipped ({exc}; pip install 'speechtext[eval]')", file=sys.stderr)
         return {}
-    encoder = VoiceEncoder("cpu", verbose=False)
+    encoder = _voice_encoder(VoiceEncoder)
     by_voice: dict[str, list[str]] = {}
     for utt in sorted(data):
         by_voice.setdefault(data[utt].speaker, []).append(utt)
@@ -147,24 +153,12 @@ def plot_example(path: str, reference: np.ndarray, real: np.ndarray, synth: np.n
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="Kaldi data dir of the real utterances (text, utt2spk).")
-    parser.add_argument("--wav-dir", required=True, help="<utt>.wav synthesised for utterances of --data.")
-    parser.add_argument("--recogniser", default=None, help="Also our recogniser's WER (a speechtext model dir).")
-    parser.add_argument("--skip-real", action="store_true", help="Judge only the synthesis (the real audio was judged already).")
-    parser.add_argument("--no-recogniser", action="store_true", help="Leave our recogniser out (for the ceilings).")
-    parser.add_argument("--no-whisper", action="store_true", help="Leave whisper out.")
-    parser.add_argument("--voice-cache", default=None, help="An .npz keeping the real utterances' speaker embeddings.")
-    parser.add_argument("--plots", type=int, default=0)
-    parser.add_argument("--plot-dir", default=None)
-    parser.add_argument("--json", required=True)
-    args = parser.parse_args()
-    data = {u.utt_id: u for u in read_data_dir(args.data)}
-    ids = sorted(f[:-4] for f in os.listdir(args.wav_dir) if f.endswith(".wav") and f[:-4] in data)
+def score_dir(args, data: dict, wav_dir: str) -> dict:
+    """The scores of the ``<utt>.wav`` of ``wav_dir``, written to its ``scores.json`` (or ``--json``)."""
+    ids = sorted(f[:-4] for f in os.listdir(wav_dir) if f.endswith(".wav") and f[:-4] in data)
     if not ids:
-        sys.exit(f"eval_synthesis: no <utt>.wav of {args.data} in {args.wav_dir}")
-    paths = {i: os.path.join(args.wav_dir, f"{i}.wav") for i in ids}
+        sys.exit(f"eval_synthesis: no <utt>.wav of {args.data} in {wav_dir}")
+    paths = {i: os.path.join(wav_dir, f"{i}.wav") for i in ids}
     synth, unusable = {}, {}
     for i in ids:  # a synthesis too short (or broken) to judge is reported and left out, not fatal
         try:
@@ -175,7 +169,7 @@ def main() -> None:
         print(f"eval_synthesis: {i} left out of the scores: {reason}", file=sys.stderr)
     ids = [i for i in ids if i in synth]
     if not ids:
-        sys.exit(f"eval_synthesis: none of the syntheses in {args.wav_dir} can be judged (see above)")
+        sys.exit(f"eval_synthesis: none of the syntheses in {wav_dir} can be judged (see above)")
     real = {i: load_audio(data[i].audio) for i in ids}
     refs = {i: data[i].text for i in ids}
     result = {"utterances": len(ids), "unusable": len(unusable), **intelligibility(ids, synth, None if args.skip_real else real, refs,
@@ -183,19 +177,40 @@ def main() -> None:
                                         use_whisper=not args.no_whisper),
               **voice_similarity(ids, synth, data, args.voice_cache),
               "mcd_dtw_db": round(float(np.mean([mcd_dtw(synth[i], real[i]) for i in ids])), 2)}
-    timing = os.path.join(args.wav_dir, "timing.json")
+    timing = os.path.join(wav_dir, "timing.json")
     if os.path.exists(timing):
         result["rtf"] = json.load(open(timing, encoding="utf-8"))["rtf"]
     if args.plots:
-        pairs = dict(line.split() for line in open(os.path.join(args.wav_dir, "pairs"), encoding="utf-8"))
+        pairs = dict(line.split() for line in open(os.path.join(wav_dir, "pairs"), encoding="utf-8"))
         os.makedirs(args.plot_dir, exist_ok=True)
         for i in ids[: args.plots]:
             reference = load_audio(data[pairs[i]].audio) if pairs.get(i) in data else np.zeros(16000, np.float32)
             plot_example(os.path.join(args.plot_dir, f"{i}.png"), reference, real[i], synth[i],
-                         os.path.join(args.wav_dir, f"{i}.npz"), f"{i}: {refs[i]}")
-    with open(args.json, "w", encoding="utf-8") as handle:
+                         os.path.join(wav_dir, f"{i}.npz"), f"{i}: {refs[i]}")
+    with open(args.json or os.path.join(wav_dir, "scores.json"), "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=1)
-    print(json.dumps(result))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="Kaldi data dir of the real utterances (text, utt2spk).")
+    parser.add_argument("--wav-dir", action="append", required=True,
+                        help="<utt>.wav synthesised for utterances of --data (repeatable: the judges load once).")
+    parser.add_argument("--recogniser", default=None, help="Also our recogniser's WER (a speechtext model dir).")
+    parser.add_argument("--skip-real", action="store_true", help="Judge only the synthesis (the real audio was judged already).")
+    parser.add_argument("--no-recogniser", action="store_true", help="Leave our recogniser out (for the ceilings).")
+    parser.add_argument("--no-whisper", action="store_true", help="Leave whisper out.")
+    parser.add_argument("--voice-cache", default=None, help="An .npz keeping the real utterances' speaker embeddings.")
+    parser.add_argument("--plots", type=int, default=0)
+    parser.add_argument("--plot-dir", default=None)
+    parser.add_argument("--json", default=None, help="Where the scores go (one --wav-dir); default <wav-dir>/scores.json.")
+    args = parser.parse_args()
+    if args.json and len(args.wav_dir) > 1:
+        parser.error("--json names the scores of one --wav-dir; with several each gets <wav-dir>/scores.json")
+    data = {u.utt_id: u for u in read_data_dir(args.data)}
+    for wav_dir in args.wav_dir:
+        print(wav_dir, json.dumps(score_dir(args, data, wav_dir)))
 
 
 if __name__ == "__main__":

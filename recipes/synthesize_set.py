@@ -4,16 +4,20 @@ of the same voice (never the target itself), for ``eval_synthesis.py`` to score 
 
 Targets: ``--per-voice`` utterances of each of at most ``--voices`` speakers of ``--data`` (sorted,
 deterministic); a target's reference is the longest other utterance of its voice (commands are short,
-and a reference needs a second of the voice). ``--unrelated`` takes the
-reference from another voice instead (the floor of the voice-similarity test); ``--average-of DATA`` speaks
-every target in the average voice of ``--average-voices`` voices of another data dir (the training set's:
-one utterance each, their conditioning averaged), the no-reference baseline. Writes
-``<out-dir>/<utt>.wav`` and ``<utt>.npz`` (conditioning), ``pairs`` (``utt reference-utt``) and
+and a reference needs a second of the voice): kind ``same``. ``unrelated`` takes the
+reference from another voice instead (the floor of the voice-similarity test); ``average`` speaks
+every target in the average voice of ``--average-voices`` voices of ``--average-of`` (the training set:
+one utterance each, their conditioning averaged), the no-reference baseline. Each ``--out KIND=DIR``
+gets ``<utt>.wav`` and ``<utt>.npz`` (conditioning), ``pairs`` (``utt reference-utt``) and
 ``timing.json`` (wall clock, audio seconds, real-time factor of text -> waveform).
 
-``--ceiling real`` writes the real target utterances instead, ``--ceiling griffin-lim`` the real
-utterances' log-mel inverted by the model's vocoder: what the judges give the real voice, and the
-best this vocoder could give it, on the same sentences (``--like``: those a synthesis dir holds).
+``real`` writes the real target utterances instead, ``griffin-lim`` the real utterances' log-mel
+inverted by the model's vocoder: what the judges give the real voice, and the best this vocoder
+could give it, on the same sentences. One call makes every kind it is given, loading the model once:
+
+    synthesize_set.py --model exp/tts/final --data data/test --average-of data/train \\
+        --out same=synth_same --out unrelated=synth_unrelated --out average=synth_average \\
+        --out real=ceiling_real --out griffin-lim=ceiling_griffin-lim
 """
 from __future__ import annotations
 
@@ -75,47 +79,67 @@ def write_ceiling(pipeline, targets, kind: str, out_dir: str) -> None:
         sf.write(os.path.join(out_dir, f"{utt.utt_id}.wav"), wave, 16000, subtype="PCM_16")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--voices", type=int, default=20)
-    parser.add_argument("--per-voice", type=int, default=3)
-    parser.add_argument("--unrelated", action="store_true")
-    parser.add_argument("--average-of", default=None, help="A data dir whose voices are averaged (no reference).")
-    parser.add_argument("--average-voices", type=int, default=20)
-    parser.add_argument("--ceiling", choices=["real", "griffin-lim"], default=None)
-    parser.add_argument("--like", default=None, help="With --ceiling: only the utterances synthesised in this dir.")
-    args = parser.parse_args()
-    pipeline = load_model(args.model)
-    pairs = pairs_of(read_data_dir(args.data), args.voices, args.per_voice, args.unrelated)
-    os.makedirs(args.out_dir, exist_ok=True)
-    if args.ceiling:
-        targets = [t for t, _ in pairs if not args.like or os.path.exists(os.path.join(args.like, f"{t.utt_id}.wav"))]
-        write_ceiling(pipeline, targets, args.ceiling, args.out_dir)
-        return
-    start = time.time()
-    if args.average_of:
+KINDS = ("same", "unrelated", "average", "real", "griffin-lim")  # in the order they are made
+
+
+def synthesize_kind(pipeline, data, kind: str, args, out_dir: str) -> set[str]:
+    """Synthesise the targets with references of ``kind`` (same, unrelated, average) into ``out_dir``
+    with its ``pairs`` and ``timing.json``; returns the ids synthesised."""
+    pairs = pairs_of(data, args.voices, args.per_voice, kind == "unrelated")
+    if kind == "average":
         average = average_voice(read_data_dir(args.average_of), args.average_voices)
         pairs = [(t, None) for t, _ in pairs]
+    start = time.time()
     references = [average if r is None else r.audio for _, r in pairs]
     results = pipeline.synthesize([(t.utt_id, t.text) for t, _ in pairs], reference=references, progress=True)
-    wall = time.time() - start
-    audio = 0.0
+    wall, audio = time.time() - start, 0.0
     for r in results:
         if r.error:
             print(f"synthesize_set: {r.id}: {r.error}")
             continue
         audio += len(r.waveform) / r.sample_rate
-        save_result(r, os.path.join(args.out_dir, f"{r.id}.wav"), os.path.join(args.out_dir, f"{r.id}.npz"))
-    with open(os.path.join(args.out_dir, "pairs"), "w", encoding="utf-8") as handle:
+        save_result(r, os.path.join(out_dir, f"{r.id}.wav"), os.path.join(out_dir, f"{r.id}.npz"))
+    with open(os.path.join(out_dir, "pairs"), "w", encoding="utf-8") as handle:
         handle.writelines(f"{t.utt_id} {r.utt_id if r else 'average-voice'}\n" for t, r in pairs)
     timing = {"texts": len(pairs), "failed": sum(bool(r.error) for r in results), "wall_seconds": round(wall, 2),
               "audio_seconds": round(audio, 2), "rtf": round(wall / max(audio, 1e-9), 4)}
-    with open(os.path.join(args.out_dir, "timing.json"), "w", encoding="utf-8") as handle:
+    with open(os.path.join(out_dir, "timing.json"), "w", encoding="utf-8") as handle:
         json.dump(timing, handle)
-    print(json.dumps(timing))
+    print(kind, json.dumps(timing))
+    return {r.id for r in results if not r.error}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", action="append", required=True, metavar="KIND=DIR",
+                        help=f"What to write where (repeatable); KIND: {', '.join(KINDS)}.")
+    parser.add_argument("--voices", type=int, default=20)
+    parser.add_argument("--per-voice", type=int, default=3)
+    parser.add_argument("--average-of", default=None, help="The data dir whose voices make the average voice.")
+    parser.add_argument("--average-voices", type=int, default=20)
+    parser.add_argument("--like", default=None, help="Ceilings of only the utterances synthesised in this dir "
+                        "(default: those of the same-voice synthesis when it is made too, else all targets).")
+    args = parser.parse_args()
+    jobs = dict(item.split("=", 1) for item in args.out if "=" in item)
+    if len(jobs) != len(args.out) or set(jobs) - set(KINDS):
+        parser.error(f"--out takes KIND=DIR with KIND one of {', '.join(KINDS)}; got {args.out}")
+    if "average" in jobs and not args.average_of:
+        parser.error("--out average=DIR needs --average-of DATA_DIR (the voices to average)")
+    pipeline, data = load_model(args.model), read_data_dir(args.data)
+    made = None
+    if args.like:
+        made = {f[:-4] for f in os.listdir(args.like) if f.endswith(".wav")}
+    for kind in [k for k in KINDS if k in jobs]:  # the model and the data are loaded once for every kind
+        os.makedirs(jobs[kind], exist_ok=True)
+        if kind in ("real", "griffin-lim"):
+            targets = [t for t, _ in pairs_of(data, args.voices, args.per_voice, False) if made is None or t.utt_id in made]
+            write_ceiling(pipeline, targets, kind, jobs[kind])
+        else:
+            ids = synthesize_kind(pipeline, data, kind, args, jobs[kind])
+            if kind == "same" and not args.like:
+                made = ids
 
 
 if __name__ == "__main__":

@@ -40,27 +40,20 @@ fi
 if run_stage 7; then
   rm -f "$exp/voices_$eval_set.npz"  # the real utterances' speaker embeddings, shared by the five scorings
   kinds="same unrelated average"; [ "$voices" -gt 1 ] || kinds="same average"  # one voice has no other voice for the floor
-  for kind in $kinds; do
-    out=$exp/synth_${eval_set}_$kind
-    log 7 "synthesising $voices voices x $per_voice sentences of data/$eval_set ($kind-voice references) in $out"
-    rm -rf "$out"
-    case $kind in unrelated) how=--unrelated ;; average) how="--average-of data/$train_set" ;; *) how="" ;; esac
-    timed 7 python3 "$(dirname "$0")/synthesize_set.py" --model "$exp/final" --data "data/$eval_set" --out-dir "$out" \
-      --voices "$voices" --per-voice "$per_voice" $how
-    log 7 "scoring $out against data/$eval_set"
-    timed 7 python3 "$(dirname "$0")/eval_synthesis.py" --data "data/$eval_set" --wav-dir "$out" \
-      --recogniser "$init_model" --json "$out/scores.json" --voice-cache "$exp/voices_$eval_set.npz" \
-      $([ $kind = same ] && echo "--plots $plots --plot-dir $exp/plots" || echo "--skip-real --no-whisper --no-recogniser")
+  outs=""; floors=""
+  for kind in $kinds real griffin-lim; do
+    case $kind in real|griffin-lim) dir=$exp/ceiling_${eval_set}_$kind ;; *) dir=$exp/synth_${eval_set}_$kind ;; esac
+    rm -rf "$dir"; outs="$outs --out $kind=$dir"; [ $kind = same ] || floors="$floors --wav-dir $dir"
   done
-  for ceiling in real griffin-lim; do  # what the judges give the real voice, and the best this vocoder can give it
-    out=$exp/ceiling_${eval_set}_$ceiling
-    log 7 "scoring the $ceiling ceiling on the same sentences ($out)"
-    rm -rf "$out"
-    timed 7 python3 "$(dirname "$0")/synthesize_set.py" --model "$exp/final" --data "data/$eval_set" --out-dir "$out" \
-      --voices "$voices" --per-voice "$per_voice" --ceiling $ceiling --like "$exp/synth_${eval_set}_same"
-    timed 7 python3 "$(dirname "$0")/eval_synthesis.py" --data "data/$eval_set" --wav-dir "$out" --skip-real \
-      --no-recogniser --no-whisper --json "$out/scores.json" --voice-cache "$exp/voices_$eval_set.npz"
-  done
+  log 7 "synthesising $voices voices x $per_voice sentences of data/$eval_set ($kinds references) and the ceilings"
+  timed 7 python3 "$(dirname "$0")/synthesize_set.py" --model "$exp/final" --data "data/$eval_set" \
+    --voices "$voices" --per-voice "$per_voice" --average-of "data/$train_set" $outs
+  log 7 "scoring $exp/synth_${eval_set}_same against data/$eval_set"
+  timed 7 python3 "$(dirname "$0")/eval_synthesis.py" --data "data/$eval_set" --wav-dir "$exp/synth_${eval_set}_same" \
+    --recogniser "$init_model" --voice-cache "$exp/voices_$eval_set.npz" --plots "$plots" --plot-dir "$exp/plots"
+  log 7 "scoring the floors and ceilings (voice and MCD; the real audio was heard above)"
+  timed 7 python3 "$(dirname "$0")/eval_synthesis.py" --data "data/$eval_set" $floors --skip-real --no-recogniser \
+    --no-whisper --voice-cache "$exp/voices_$eval_set.npz"
   python3 "$(dirname "$0")/synthesis_results.py" --exp "$exp" --eval-set "$eval_set" --out "$results"
   log 7 "wrote the $exp section of $results"
 fi
