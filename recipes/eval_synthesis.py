@@ -83,10 +83,10 @@ def intelligibility(ids, synth, real, refs, recogniser: str | None, synth_paths:
 def real_embeddings(encoder, preprocess_wav, data, utts: list[str], cache: str | None) -> dict:
     """resemblyzer embeddings of real utterances, kept in ``cache`` (.npz) for the next call."""
     known = dict(np.load(cache)) if cache and os.path.exists(cache) else {}
-    for u in utts:
-        if u not in known:
-            known[u] = encoder.embed_utterance(preprocess_wav(load_audio(data[u].audio), 16000))
-    if cache:
+    missing = [u for u in utts if u not in known]
+    for u in missing:
+        known[u] = encoder.embed_utterance(preprocess_wav(load_audio(data[u].audio), 16000))
+    if cache and missing:  # several directories scored in one call share the file: rewrite it only when it grew
         np.savez(cache, **known)
     return known
 
