@@ -7,7 +7,8 @@ any system's synthesis is scored the same way:
   own recogniser's greedy WER on both;
 * voice: resemblyzer's speaker encoder (bundled weights; ``speechtext[eval]``) embeds every synthesis;
   each voice of the data dir is the mean embedding of its real utterances other than the target, and a
-  synthesis passes when it is closer (cosine) to its own voice than to every other voice;
+  synthesis passes when it is closer (cosine) to its own voice than to every other voice; the mean rank
+  of its own voice among them (1 = nearest) says how near the misses are;
 * MCD-DTW (dB) against the real utterance: mel-cepstra (the cepstrum of speechtext's 80-band log-mel,
   coefficients 1-24) aligned by dynamic time warping, ``10 / ln 10 * sqrt(2 * sum (c - c')^2)`` per frame;
 * ``--plots N``: for the first N utterances a PNG of the reference (from ``<wav-dir>/pairs``), real and
@@ -110,7 +111,7 @@ def voice_similarity(ids, synth, data, cache: str | None = None) -> dict:
     keep = {u for utts in by_voice.values() for u in utts[:VOICE_UTTS]} | set(ids)
     embed = real_embeddings(encoder, preprocess_wav, data, sorted(keep), cache)
     voices = sorted(by_voice)
-    passed, own, other = [], [], []
+    passed, own, other, ranks = [], [], [], []
     for i in ids:
         target = data[i]
         centroids = {}
@@ -125,7 +126,10 @@ def voice_similarity(ids, synth, data, cache: str | None = None) -> dict:
         passed.append(scores[target.speaker] > best_other)
         own.append(scores[target.speaker])
         other.append(best_other)
-    return {"voice_pass_%": round(100.0 * np.mean(passed), 1), "voices_compared": len(voices),
+        ranks.append(1 + sum(s > scores[target.speaker] for s in scores.values()))
+    # the rank says how near a miss is: 1 passes, (voices + 1) / 2 is what a voice-blind synthesis gets
+    return {"voice_pass_%": round(100.0 * np.mean(passed), 1), "voice_rank_mean": round(float(np.mean(ranks)), 1),
+            "voices_compared": len(voices),
             "cosine_own_voice": round(float(np.mean(own)), 3), "cosine_best_other_voice": round(float(np.mean(other)), 3)}
 
 

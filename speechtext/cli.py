@@ -316,6 +316,8 @@ def embed(model_dir, args, out_dir) -> None:
 @click.option("--emit-conditioning", default=None, metavar="PATH", help="Also write the mel frames, token durations "
               "and speaker vector: an .npz file with -o, a directory of <id>.npz with --out-dir.")
 @click.option("--speed", type=float, default=SynthesisOptions.speed, show_default=True, help="> 1 speaks faster.")
+@click.option("--pitch-shift", type=float, default=SynthesisOptions.pitch_shift, show_default=True,
+              help="Semitones added to the predicted pitch (models trained with synthesis.pitch).")
 @click.option("--batch-size", type=int, default=SynthesisOptions.batch_size, show_default=True)
 @click.option("--griffin-lim-iters", type=int, default=SynthesisOptions.griffin_lim_iters, show_default=True,
               help="0: the model's own setting.")

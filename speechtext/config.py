@@ -85,6 +85,8 @@ class SynthesisConfig:
     dropout: float = 0.1
     duration_weight: float = 1.0  # of the log-duration loss, beside the L1 mel losses
     speaker_weight: float = 0.5  # of the speaker classification loss
+    pitch: bool = True  # predict each token's F0 and voicing and condition the mel decoder on it (FastPitch)
+    pitch_weight: float = 1.0  # of the pitch and voicing losses
     max_seconds: float = 20.0  # a text whose predicted duration exceeds this is refused
     vocoder: str = "griffin-lim"
     griffin_lim_iters: int = 32
@@ -205,6 +207,7 @@ class SynthesisOptions:
     """Options of :meth:`SpeechTextPipeline.synthesize`; the CLI's defaults come from here."""
 
     speed: float = 1.0  # > 1 speaks faster: every predicted duration is divided by it
+    pitch_shift: float = 0.0  # semitones added to every predicted F0 (models with synthesis.pitch)
     batch_size: int = 16  # texts synthesised together
     min_reference_seconds: float = 1.0  # shorter references are refused: too little of the voice to copy
     max_reference_seconds: float = 60.0

@@ -5,6 +5,7 @@ token it lies in. The pipeline exposes it as :meth:`~speechtext.inference.Speech
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ import torch
 from .audio import SAMPLE_RATE, AudioError, AudioSpec, load_audio
 from .batching import pad_waveforms
 from .config import SynthesisOptions
+from .mel import PITCH_REF_HZ
 from .runner import autocast, encode_loaded
 from .tokenizer import normalize_text
 
@@ -82,6 +84,7 @@ class SynthesisResult:
     mel: np.ndarray | None = field(default=None, repr=False)
     durations: list[int] | None = None
     tokens: list[str] | None = None
+    pitch: list[float] | None = None  # F0 in Hz of each token, 0 for unvoiced ones (models with synthesis.pitch)
     speaker: np.ndarray | None = field(default=None, repr=False)
     hop_length: int = 0
     error: str | None = None
@@ -179,17 +182,26 @@ def _synthesize_batch(pipeline, items: list[SynthesisResult], refs: list, opts: 
     tokens, token_lengths = pad_rows([p[0] for _, p in prepared])
     fused_index = pad_rows([p[1] for _, p in prepared], -1)[0]
     text_ids, text_lengths = pipeline.text_tokenizer.encode([item.text for item, _ in prepared])
-    fused, speaker = 0.0, 0.0
+    fused, speaker, ref_pitch = 0.0, 0.0, 0.0
     for frames, frame_lengths, waveform, samples in refs:  # one reference, or those of an AverageVoice
         with autocast(device, opts.precision):
-            f, s = model.synthesis_conditioning(frames.expand(batch, -1, -1), frame_lengths.expand(batch),
-                                                text_ids.to(device), text_lengths.to(device),
-                                                waveform.expand(batch, -1), samples.expand(batch))
+            f, s, p = model.synthesis_conditioning(frames.expand(batch, -1, -1), frame_lengths.expand(batch),
+                                                   text_ids.to(device), text_lengths.to(device),
+                                                   waveform.expand(batch, -1), samples.expand(batch))
         fused, speaker = fused + f.float() / len(refs), speaker + s.float()
+        ref_pitch = ref_pitch + p / len(refs) if p is not None else None
     speaker = torch.nn.functional.normalize(speaker, dim=-1)
     tokens, token_lengths, fused_index = tokens.to(device), token_lengths.to(device), fused_index.to(device)
     states, log_dur = head.encode_tokens(tokens, token_lengths, fused, fused_index, speaker)
     durations = head.predict_durations(log_dur, token_lengths, opts.speed)
+    f0 = frame_f0 = None
+    if head.cfg.pitch:
+        predicted = head.predict_pitch(states, token_lengths, speaker, ref_pitch)
+        log_f0 = predicted[..., 0] + math.log(2.0) * opts.pitch_shift / 12.0
+        voiced = predicted[..., 1] > 0
+        states = head.add_pitch(states, token_lengths, log_f0, voiced)
+        f0 = torch.where(voiced, PITCH_REF_HZ * log_f0.exp(), torch.zeros_like(log_f0))
+        frame_f0 = head.frame_f0(log_f0, voiced, durations)
     hop = head.cfg.mel.hop_length
     limit = int(head.cfg.max_seconds * SAMPLE_RATE / hop)
     keep = []
@@ -204,12 +216,15 @@ def _synthesize_batch(pipeline, items: list[SynthesisResult], refs: list, opts: 
     if not keep:
         return
     rows = torch.tensor(keep, device=device)
-    mel, post, lengths = head.decode(states[rows], durations[rows], speaker[rows])
+    mel, post, lengths = head.decode(states[rows], durations[rows], speaker[rows],
+                                     frame_f0[rows] if frame_f0 is not None else None)
     waves = vocoder_of(pipeline, opts.griffin_lim_iters)(post, lengths)
     for j, row in enumerate(keep):
         item, n = prepared[row][0], int(lengths[j])
         item.waveform, item.mel, item.hop_length = waves[j], post[j, :n].cpu().numpy(), hop
         item.durations = durations[row, : int(token_lengths[row])].tolist()
+        if f0 is not None:
+            item.pitch = [round(float(hz), 1) for hz in f0[row, : int(token_lengths[row])]]
         item.tokens = [pipeline.tokenizer.tokens[t] for t in tokens[row, : int(token_lengths[row])].tolist()]
         item.speaker = speaker[row].cpu().numpy()
 
@@ -241,7 +256,8 @@ def read_texts(path: str, kaldi: bool = False) -> list[tuple[str, str]]:
 def save_result(result: SynthesisResult, wav_path: str, conditioning_path: str | None = None) -> None:
     """Write a result's waveform (16-bit WAV) and, optionally, its conditioning as ``.npz``: ``mel``
     ``(T, n_mels)`` natural-log mel, ``durations`` ``(L,)`` mel frames per entry of ``tokens`` ``(L,)``,
-    ``speaker`` ``(S,)``, ``text``, ``sample_rate`` and ``hop_length``."""
+    ``pitch`` ``(L,)`` F0 in Hz per token (0 unvoiced; absent without a pitch predictor), ``speaker``
+    ``(S,)``, ``text``, ``sample_rate`` and ``hop_length``."""
     import soundfile as sf
 
     for path in (wav_path, conditioning_path):
@@ -249,6 +265,7 @@ def save_result(result: SynthesisResult, wav_path: str, conditioning_path: str |
             os.makedirs(os.path.dirname(path), exist_ok=True)
     sf.write(wav_path, result.waveform, result.sample_rate, subtype="PCM_16")
     if conditioning_path:
+        pitch = {"pitch": np.asarray(result.pitch, np.float32)} if result.pitch is not None else {}
         np.savez(conditioning_path, mel=result.mel, durations=np.asarray(result.durations, np.int64),
                  tokens=np.asarray(result.tokens), speaker=result.speaker, text=np.asarray(result.text),
-                 sample_rate=np.asarray(result.sample_rate), hop_length=np.asarray(result.hop_length))
+                 sample_rate=np.asarray(result.sample_rate), hop_length=np.asarray(result.hop_length), **pitch)

@@ -363,9 +363,10 @@ class Trainer:
             args = (self.tokenizer, self.text_tokenizer, config.model.synthesis.mel, config.data, seed)
             for name, data in (("train", train_data), ("valid", valid_data)):
                 frames = {} if self._cache_references(data) else None
-                durations = alignment_durations(recogniser, data, config.model.synthesis.mel, frames)
+                f0 = {} if config.model.synthesis.pitch else None  # 1.4 MB per hour of speech
+                durations = alignment_durations(recogniser, data, config.model.synthesis.mel, frames, f0)
                 loader = SynthesisBatchLoader(data, durations, *args, train=name == "train", speakers=self.speakers,
-                                              ref_frames=frames, **shard)
+                                              ref_frames=frames, pitch=config.model.synthesis.pitch, f0=f0, **shard)
                 setattr(self, f"{name}_set", loader)
             self.rank_key = "postnet"
             return

@@ -37,6 +37,16 @@ def test_synthesis_returns_audio_and_its_conditioning(model, reference):
         assert sum(quick.durations) <= 0.5 * sum(slow.durations) + len(slow.durations)
 
 
+def test_pitch_is_predicted_per_token_and_shifts_by_semitones(model, reference):
+    [plain] = model.synthesize(["turn on the lights"], reference=reference)
+    [higher] = model.synthesize(["turn on the lights"], reference=reference, pitch_shift=12.0)
+    assert len(plain.pitch) == len(plain.tokens) and any(hz > 0 for hz in plain.pitch)
+    assert all(hz == 0 or 40 < hz < 1000 for hz in plain.pitch)
+    voiced = [(a, b) for a, b in zip(plain.pitch, higher.pitch) if a > 0]
+    assert voiced and all(abs(b / a - 2.0) < 0.01 for a, b in voiced)  # an octave up
+    assert not np.allclose(plain.mel, higher.mel)  # and the decoder hears it
+
+
 def test_bad_texts_get_their_own_errors(model, reference):
     texts = [("ok", "play the next song"), ("empty", "  "), ("odd", "turn @ on ~"), ("long", "stop " * 80)]
     results = {r.id: r for r in model.synthesize(texts, reference=reference)}
@@ -110,6 +120,7 @@ def test_cli_writes_wavs_and_conditioning(synthesis_dir, reference, tmp_path):
     cond = np.load(tmp_path / "one.npz")
     assert rate == 16000 and len(wave) == (cond["mel"].shape[0] - 1) * int(cond["hop_length"])
     assert cond["durations"].sum() == cond["mel"].shape[0] and str(cond["text"]) == "turn on the lights"
+    assert cond["pitch"].shape == cond["durations"].shape
     text = tmp_path / "text"
     text.write_text("a1 stop the music\na2 turn @ left\na3 pause\n")
     run = CliRunner().invoke(cli, ["synthesize", synthesis_dir, "--kaldi-text", str(text), "--reference", reference,

@@ -10,7 +10,8 @@ from speechtext.align import AlignError, token_durations
 from speechtext.audio import load_audio
 from speechtext.config import MelConfig, ModelConfig, EncoderConfig, SynthesisConfig, TextEncoderConfig, FusionConfig
 from speechtext.data import read_data_dir
-from speechtext.mel import LogMel, get_vocoder, register_vocoder
+from speechtext.mel import (LogMel, frame_pitch, get_vocoder, harmonic_comb, pitch_statistics, register_vocoder,
+                            token_pitch)
 from speechtext.models.model import SpeechTextModel
 from speechtext.models.synthesis import length_regulate
 from speechtext.synthesis import SynthesisError, pad_rows, synthesis_tokens
@@ -109,7 +110,8 @@ def _synthesis_batch(speech_dir, model, tok, text_tok, mel):
     syn_tokens, syn_lengths = pad_rows(rows)
     text_ids, text_lengths = text_tok.encode(texts)
     ref = [waves[(i + 1) % 4] for i in range(4)]  # another utterance as the reference
-    return {"syn_tokens": syn_tokens, "syn_token_lengths": syn_lengths, "syn_fused_index": pad_rows(index, -1)[0],
+    pitch, voiced = token_pitch(frame_pitch(padded, lengths, mel.cfg.hop_length), pad_rows(durations)[0])
+    return {"f0": frame_pitch(padded, lengths, mel.cfg.hop_length), "pitch": pitch, "voiced": voiced, "syn_tokens": syn_tokens, "syn_token_lengths": syn_lengths, "syn_fused_index": pad_rows(index, -1)[0],
             "durations": pad_rows(durations)[0], "mel": target, "mel_lengths": mel_lengths,
             "text_ids": text_ids, "text_lengths": text_lengths, "speaker_ids": torch.tensor([0, 0, 1, 1]),
             "ref_waveforms": torch.nn.utils.rnn.pad_sequence(ref, batch_first=True),
@@ -136,5 +138,65 @@ def test_synthesis_head_learns_real_speech_through_the_shared_fusion(speech_dir)
         loss.backward()
         optimiser.step()
         first = first or stats
-    assert set(stats) >= {"mel", "postnet", "duration", "speaker", "loss"}
+    assert set(stats) >= {"mel", "postnet", "duration", "speaker", "pitch", "voicing", "loss"}
     assert stats["mel"] < 0.5 * first["mel"] and stats["duration"] < first["duration"], (first, stats)
+    assert stats["pitch"] < 0.5 * first["pitch"] and stats["voicing"] < first["voicing"], (first, stats)
+
+
+def _glide(seconds: float, f0: float, rate: int = 16000) -> tuple[np.ndarray, np.ndarray]:
+    """A harmonic tone whose F0 wavers +-10 % around ``f0``: ``(samples, F0 per sample)``."""
+    t = np.arange(int(seconds * rate)) / rate
+    hz = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.5 * t))
+    phase = 2 * np.pi * np.cumsum(hz) / rate
+    return (0.3 * sum(np.sin(k * phase) / k for k in range(1, 8))).astype(np.float32), hz
+
+
+@pytest.mark.parametrize("f0", [90.0, 220.0])
+def test_pitch_tracker_follows_a_moving_f0_and_calls_noise_and_silence_unvoiced(f0):
+    tone, hz = _glide(2.0, f0)
+    tone[:4000] = 0.0  # a silent lead-in
+    noise = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    waves = torch.zeros(2, len(tone))
+    waves[0], waves[1, :16000] = torch.from_numpy(tone), torch.from_numpy(noise)
+    pitch = frame_pitch(waves, torch.tensor([len(tone), 16000]), 160)
+    assert pitch.shape == (2, len(tone) // 160 + 1)  # LogMel's frames
+    truth = torch.from_numpy(hz[np.minimum(np.arange(pitch.shape[1]) * 160, len(hz) - 1)]).float()
+    voiced = pitch[0] > 0
+    assert not voiced[:22].any() and voiced[30:].float().mean() > 0.95
+    assert ((pitch[0][voiced] - truth[voiced]).abs() / truth[voiced]).max() < 0.02
+    assert not (pitch[1] > 0).any()
+    stats = pitch_statistics(pitch[:1])
+    assert abs(float(stats[0, 0]) - np.log(f0 / 100)) < 0.02 and 0.02 < float(stats[0, 1]) < 0.1
+
+
+def test_pitch_tracker_agrees_with_librosa_pyin_on_speech(speech_dir):
+    import librosa
+
+    utt = read_data_dir(speech_dir).utterances[0]
+    wave = load_audio(utt.audio)
+    ours = frame_pitch(torch.from_numpy(wave)[None], torch.tensor([len(wave)]), 160)[0].numpy()
+    theirs, voiced, _ = librosa.pyin(wave, fmin=60, fmax=500, sr=16000, frame_length=1024, hop_length=160)
+    both = (ours > 0) & voiced[: len(ours)]
+    assert both.sum() > 0.6 * voiced.sum() > 0
+    assert np.median(np.abs(ours[both] - theirs[both]) / theirs[both]) < 0.02
+
+
+def test_token_pitch_averages_the_voiced_frames_of_each_token():
+    f0 = torch.tensor([[0, 0, 100, 100, 200, 200, 0, 0, 150, 0]], dtype=torch.float)
+    log_f0, voiced = token_pitch(f0, torch.tensor([[2, 2, 2, 3, 0, 1]]))
+    assert voiced.tolist() == [[False, True, True, False, False, False]]
+    assert torch.allclose(log_f0[0, 1:3], torch.log(torch.tensor([1.0, 2.0])))
+    assert (log_f0[0, [0, 3, 4, 5]] == 0).all()
+
+
+@pytest.mark.parametrize("f0", [100.0, 220.0])
+def test_harmonic_comb_is_the_log_mel_pattern_of_a_harmonic_tone(f0):
+    mel = LogMel(MelConfig())
+    t = np.arange(16000) / 16000
+    tone = 0.05 * sum(np.sin(2 * np.pi * k * f0 * t) for k in range(1, int(8000 / f0)))
+    real = mel(torch.tensor(tone, dtype=torch.float32)[None])[0][0, 50]
+    comb = harmonic_comb(torch.tensor([[f0, 0.0]]), mel)[0]
+    assert np.corrcoef((real - real.mean()).numpy(), comb[0].numpy())[0, 1] > 0.85
+    other = harmonic_comb(torch.tensor([[f0 * 1.25]]), mel)[0, 0]
+    assert np.corrcoef(real.numpy(), other.numpy())[0, 1] < 0.5  # another pitch puts its harmonics elsewhere
+    assert abs(float(comb[0].mean())) < 1e-5 and (comb[1] == 0).all()  # zero-mean; unvoiced: nothing

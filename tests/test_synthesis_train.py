@@ -35,6 +35,16 @@ def test_synthesis_batches_pair_each_target_with_another_utterance_of_its_voice(
     for utt, ref_len, spk in zip(batch["utt_ids"], batch["ref_lengths"], batch["speaker_ids"]):
         assert speakers[int(spk)] == by_id[utt].speaker
     assert loader[(0, 0)]["ref_waveforms"].equal(batch["ref_waveforms"])  # the same draw when rebuilt (resume)
+    assert batch["pitch"].shape == batch["voiced"].shape == batch["durations"].shape
+    assert batch["voiced"].any() and batch["ref_pitch"].shape == (len(batch["utt_ids"]), 3)
+    voiced_hz = 100 * batch["pitch"][batch["voiced"]].exp()
+    assert ((voiced_hz > 60) & (voiced_hz < 500)).all()
+    f0 = {}  # the F0 of every utterance, kept from the alignment pass: the same batch
+    alignment_durations(model, data, SynthesisConfig().mel, f0=f0)
+    kept = SynthesisBatchLoader(data, durations, model.tokenizer, model.text_tokenizer, SynthesisConfig().mel,
+                                tiny_config().data, seed=1, train=True, speakers=speakers, f0=f0)[(0, 0)]
+    for key in ("f0", "pitch", "voiced", "ref_pitch"):
+        assert torch.allclose(kept[key].float(), batch[key].float(), atol=1e-4), key
 
 
 def test_reference_frames_kept_from_the_alignment_are_the_encoders_and_train_the_same(joint_dir, speech_dir, tmp_path):
@@ -68,6 +78,16 @@ def test_reference_frames_kept_from_the_alignment_are_the_encoders_and_train_the
     assert any("loss" in x for x in a) and any("dev_postnet" in x for x in a)
     assert "encoding them at every step" not in open(tmp_path / "cached" / "train.log").read()
     assert "encoding them at every step" in open(tmp_path / "live" / "train.log").read()
+
+
+def test_a_trainable_encoder_encodes_the_references_at_every_step(joint_dir, speech_dir, tmp_path):
+    """Frames kept from the alignment pass would carry no gradient: with the audio encoder trainable the
+    references go through it at every step, and it learns."""
+    cfg = synthesis_config(joint_dir, max_steps=2, valid_interval=2, trainable=["heads.synthesis", "audio_encoder"])
+    out = train(cfg, speech_dir, speech_dir, str(tmp_path / "tts"))
+    before, after = load_file(os.path.join(joint_dir, "model.safetensors")), load_file(os.path.join(out, "model.safetensors"))
+    encoder = [k for k in before if k.startswith("audio_encoder.")]
+    assert encoder and any(not torch.equal(before[k], after[k]) for k in encoder)
 
 
 def test_synthesis_training_keeps_the_backbone_and_adds_the_head(joint_dir, speech_dir, tmp_path):

@@ -102,13 +102,16 @@ class SpeechTextModel(nn.Module):
         states = encode_text(self.text_encoder, ids, lengths)
         return states, self.shared_space.text(masked_mean(states, lengths))
 
-    def synthesis_conditioning(self, ref_frames, ref_lengths, text_ids, text_lengths, ref_waveforms, ref_samples):
+    def synthesis_conditioning(self, ref_frames, ref_lengths, text_ids, text_lengths, ref_waveforms, ref_samples,
+                               ref_pitch=None):
         """The text encoder's states over a reference's frames ``(B, T, H)`` (``ref_lengths (B,)``) through
-        the shared fusion block, and the speaker vector of the reference (``ref_waveforms (B, S)`` with
-        ``ref_samples (B,)``, the encoder's input): ``(fused (B, W, D), speaker (B, S))``."""
+        the shared fusion block, and the voice of the reference (``ref_waveforms (B, S)`` with ``ref_samples
+        (B,)``, the encoder's input; ``ref_pitch (B, 3)`` its pitch statistics, computed when ``None``):
+        ``(fused (B, W, D), speaker vector (B, S), pitch statistics (B, 3) or None)``."""
         states = encode_text(self.text_encoder, text_ids, text_lengths)
         fused, _ = self.fusion(states, text_lengths, ref_frames, ref_lengths)
-        return fused, self.heads["synthesis"].speaker_vector(ref_frames, ref_lengths, ref_waveforms, ref_samples)
+        return (fused, *self.heads["synthesis"].reference_voice(ref_frames, ref_lengths, ref_waveforms, ref_samples,
+                                                                ref_pitch))
 
     def command_scores(self, frames, frame_lengths, audio_emb, states, text_lengths, text_emb, pairs, memory=None):
         """Score of each (audio, command) pair ``(P, 2)``: fusion match plus scaled shared-space cosine, ``(P,)``."""
@@ -152,11 +155,12 @@ class SpeechTextModel(nn.Module):
             ref_frames, ref_lengths = batch["ref_frames"], batch["ref_frame_lengths"]
         else:
             ref_frames, ref_lengths = self.encode(batch["ref_waveforms"], batch["ref_lengths"])
-        fused, speaker = self.synthesis_conditioning(ref_frames, ref_lengths, batch["text_ids"], batch["text_lengths"],
-                                                     batch["ref_waveforms"], batch["ref_lengths"])
-        losses = self.heads["synthesis"].loss(batch, fused, speaker)
+        fused, speaker, ref_pitch = self.synthesis_conditioning(ref_frames, ref_lengths, batch["text_ids"], batch["text_lengths"],
+                                                     batch["ref_waveforms"], batch["ref_lengths"], batch.get("ref_pitch"))
+        losses = self.heads["synthesis"].loss(batch, fused, speaker, ref_pitch)
         cfg = self.config.synthesis
-        weights = {"duration": cfg.duration_weight, "speaker": cfg.speaker_weight}
+        weights = {"duration": cfg.duration_weight, "speaker": cfg.speaker_weight, "pitch": cfg.pitch_weight,
+                   "voicing": cfg.pitch_weight}
         loss = sum(weights.get(name, 1.0) * value for name, value in losses.items())
         stats = {"loss": loss.item(), **{k: v.item() for k, v in losses.items()}, "utts": ref_frames.shape[0],
                  "frames": int(batch["mel_lengths"].sum())}

@@ -8,6 +8,11 @@ state for its duration (from the recogniser's CTC alignment in training, predict
 ``speed`` at inference), and a conv mel decoder with a postnet writes log-mel frames. A speaker
 vector pooled over the reference's frames conditions encoder and decoder; a classifier over the
 training voices trains it to tell voices apart (the shared space, by contrast, encodes content).
+
+With ``pitch`` (FastPitch), a predictor gives every token its F0 and voicing, and their embedding is
+added to the token states before the length regulator: trained on the target's own pitch (YIN), the
+decoder can draw harmonics at the pitch it is told instead of the smooth average of every pitch it
+saw, and the reference's F0 statistics enter the speaker vector, so the predicted pitch follows its voice.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import SynthesisConfig
-from ..mel import LogMel
+from ..mel import PITCH_REF_HZ, LogMel, frame_pitch, harmonic_comb, pitch_statistics
 from .audio_encoder import frame_mask
 
 
@@ -35,19 +40,21 @@ class ConvBlock(nn.Module):
 
 class SpeakerEncoder(nn.Module):
     """Unit speaker vector ``(B, S)`` from a reference: the mean and standard deviation over time of its
-    projected encoder frames and of its log-mel frames. The encoder's frames, trained for recognition,
-    keep little of the voice; the mel statistics keep its spectral envelope and pitch range."""
+    projected encoder frames and of its log-mel frames (and its pitch statistics, when given). The
+    encoder's frames, trained for recognition, keep little of the voice; the mel statistics keep its
+    spectral envelope, the pitch statistics its pitch level and range."""
 
-    def __init__(self, frame_dim: int, dim: int, speaker_dim: int, n_mels: int):
+    def __init__(self, frame_dim: int, dim: int, speaker_dim: int, n_mels: int, pitch_stats: int = 0):
         super().__init__()
         self.proj = nn.Linear(frame_dim, dim)
         self.mel_norm = nn.LayerNorm(2 * n_mels)
-        self.out = nn.Sequential(nn.Linear(2 * dim + 2 * n_mels, dim), nn.ReLU(), nn.Linear(dim, speaker_dim))
+        self.out = nn.Sequential(nn.Linear(2 * dim + 2 * n_mels + pitch_stats, dim), nn.ReLU(), nn.Linear(dim, speaker_dim))
 
-    def forward(self, frames, lengths, mel, mel_lengths) -> torch.Tensor:
-        """``frames (B, T, H)`` with ``lengths (B,)``; ``mel (B, Tm, M)`` with ``mel_lengths (B,)``."""
-        pooled = torch.cat([_mean_std(self.proj(frames), lengths), self.mel_norm(_mean_std(mel, mel_lengths))], -1)
-        return F.normalize(self.out(pooled), dim=-1)
+    def forward(self, frames, lengths, mel, mel_lengths, pitch_stats=None) -> torch.Tensor:
+        """``frames (B, T, H)`` with ``lengths (B,)``; ``mel (B, Tm, M)`` with ``mel_lengths (B,)``;
+        ``pitch_stats (B, 3)`` from :func:`pitch_statistics` or ``None``."""
+        pooled = [_mean_std(self.proj(frames), lengths), self.mel_norm(_mean_std(mel, mel_lengths))]
+        return F.normalize(self.out(torch.cat(pooled + ([pitch_stats] if pitch_stats is not None else []), -1)), dim=-1)
 
 
 def _mean_std(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -87,12 +94,18 @@ class SynthesisHead(nn.Module):
         self.cfg, dim = cfg, cfg.dim
         self.embed = nn.Embedding(vocab_size, dim)
         self.fused_in = nn.Linear(fused_dim, dim)
-        self.speaker = SpeakerEncoder(frame_dim, dim, cfg.speaker_dim, cfg.mel.n_mels)
+        self.speaker = SpeakerEncoder(frame_dim, dim, cfg.speaker_dim, cfg.mel.n_mels, 3 if cfg.pitch else 0)
         self.mel = LogMel(cfg.mel)
         self.speaker_in = nn.Linear(cfg.speaker_dim, dim)
         self.encoder = nn.ModuleList(ConvBlock(dim, cfg.kernel_size, cfg.dropout) for _ in range(cfg.encoder_layers))
         self.duration = nn.ModuleList(ConvBlock(dim, 3, cfg.dropout) for _ in range(2))
         self.duration_out = nn.Linear(dim, 1)
+        if cfg.pitch:
+            self.pitch = nn.ModuleList(ConvBlock(dim, 3, cfg.dropout) for _ in range(2))
+            self.pitch_out = nn.Linear(dim, 2)  # log(f0 / 100 Hz) about the reference's mean, voicing logit
+            self.pitch_ref = nn.Linear(3, dim)
+            self.pitch_in = nn.Conv1d(2, dim, 3, padding=1)
+            self.comb_gain = nn.Parameter(torch.ones(cfg.mel.n_mels))  # of the harmonic pattern, per band
         self.decoder = nn.ModuleList(ConvBlock(dim, cfg.kernel_size, cfg.dropout) for _ in range(cfg.decoder_layers))
         self.mel_out = nn.Linear(dim, cfg.mel.n_mels)
         self.postnet = nn.ModuleList(nn.Conv1d(cfg.mel.n_mels if i == 0 else dim, dim, 5, padding=2)
@@ -100,12 +113,16 @@ class SynthesisHead(nn.Module):
         self.postnet_out = nn.Conv1d(dim, cfg.mel.n_mels, 5, padding=2)
         self.classifier = nn.Linear(cfg.speaker_dim, cfg.num_speakers, bias=False) if cfg.num_speakers else None
 
-    def speaker_vector(self, frames, frame_lengths, waveforms, lengths) -> torch.Tensor:
-        """Unit speaker vector ``(B, S)`` of references: encoder ``frames (B, T, H)`` with
-        ``frame_lengths (B,)`` and their ``waveforms (B, S)`` with ``lengths (B,)``."""
+    def reference_voice(self, frames, frame_lengths, waveforms, lengths, pitch_stats=None):
+        """``(unit speaker vector (B, S), pitch statistics (B, 3) or None)`` of references: encoder ``frames
+        (B, T, H)`` with ``frame_lengths (B,)`` and their ``waveforms (B, S)`` with ``lengths (B,)``; with
+        ``pitch``, their ``pitch_stats`` (:func:`pitch_statistics`) are computed here unless given."""
         with torch.autocast(waveforms.device.type, enabled=False):
             mel, mel_lengths = self.mel(waveforms.float(), lengths)
-        return self.speaker(frames, frame_lengths, mel, mel_lengths)
+            if self.cfg.pitch and pitch_stats is None:
+                pitch_stats = pitch_statistics(frame_pitch(waveforms.float(), lengths, self.cfg.mel.hop_length))
+        pitch_stats = pitch_stats.float() if self.cfg.pitch else None
+        return self.speaker(frames, frame_lengths, mel, mel_lengths, pitch_stats), pitch_stats
 
     def encode_tokens(self, tokens, token_lengths, fused, fused_index, speaker):
         """Token states ``(B, L, C)`` and predicted log durations ``(B, L)``.
@@ -124,8 +141,28 @@ class SynthesisHead(nn.Module):
             h = block(h, mask)
         return x, self.duration_out(h).squeeze(-1) * mask
 
-    def decode(self, states, durations, speaker):
-        """Length-regulated states -> ``(mel (B, T, M), postnet mel (B, T, M), frame_lengths (B,))``."""
+    def predict_pitch(self, states, token_lengths, speaker, ref_pitch) -> torch.Tensor:
+        """Predicted ``(B, L, 2)``: each token's log(f0 / 100 Hz) and voicing logit, from ``states (B, L, C)``,
+        the ``speaker (B, S)`` vector and the reference's ``ref_pitch (B, 3)`` statistics: the log F0 is
+        predicted as a departure from the reference's mean, so a voice's pitch level is the reference's."""
+        mask = frame_mask(token_lengths, states.shape[1])
+        # like the duration predictor it reads the states without steering them
+        h = (states.detach() + self.speaker_in(speaker)[:, None] + self.pitch_ref(ref_pitch)[:, None]) * mask[..., None]
+        for block in self.pitch:
+            h = block(h, mask)
+        out = self.pitch_out(h)
+        level = torch.stack([ref_pitch[:, 0], torch.zeros_like(ref_pitch[:, 0])], -1)[:, None]
+        return (out + level) * mask[..., None]
+
+    def add_pitch(self, states, token_lengths, log_f0, voiced) -> torch.Tensor:
+        """``states (B, L, C)`` plus the embedding of each token's ``log_f0 (B, L)`` and ``voiced (B, L)``."""
+        mask = frame_mask(token_lengths, states.shape[1])[..., None]
+        pitch = torch.stack([log_f0 * voiced, voiced.to(log_f0.dtype)], 1)  # (B, 2, L)
+        return states + self.pitch_in(pitch).transpose(1, 2) * mask
+
+    def decode(self, states, durations, speaker, f0=None):
+        """Length-regulated states -> ``(mel (B, T, M), postnet mel (B, T, M), frame_lengths (B,))``; with
+        ``pitch``, the frames' ``f0 (B, >= T)`` in Hz (0 unvoiced) puts its harmonics into the mel."""
         frames, lengths = length_regulate(states, durations)
         mask = frame_mask(lengths, frames.shape[1])
         x = (frames + self.speaker_in(speaker)[:, None] + _positions(frames.shape[1], frames.shape[2], frames.device))
@@ -133,22 +170,29 @@ class SynthesisHead(nn.Module):
         for block in self.decoder:
             x = block(x, mask)
         mel = self.mel_out(x)
+        if f0 is not None:  # the decoder writes the envelope; the pitch gives the harmonics
+            mel = mel + self.comb_gain * harmonic_comb(f0[:, : mel.shape[1]], self.mel)
         h = mel.transpose(1, 2)
         for conv in self.postnet:
             h = torch.tanh(conv(h))
         post = mel + self.postnet_out(h).transpose(1, 2)
         return mel, post, lengths
 
-    def loss(self, batch: dict, fused, speaker) -> dict:
+    def loss(self, batch: dict, fused, speaker, ref_pitch=None) -> dict:
         """Losses of one batch with true ``durations (B, L)`` (mel frames) and targets ``mel (B, T, M)``
         with ``mel_lengths (B,)`` (``sum(durations) == mel_lengths``); optional ``speaker_ids (B,)``."""
-        states, log_dur = self.encode_tokens(batch["syn_tokens"], batch["syn_token_lengths"], fused,
-                                             batch["syn_fused_index"], speaker)
-        mel, post, lengths = self.decode(states, batch["durations"], speaker)
+        token_lengths = batch["syn_token_lengths"]
+        states, log_dur = self.encode_tokens(batch["syn_tokens"], token_lengths, fused, batch["syn_fused_index"], speaker)
+        losses = {}
+        f0 = None
+        if self.cfg.pitch:  # teacher forcing: the decoder hears the target's own pitch
+            predicted = self.predict_pitch(states, token_lengths, speaker, ref_pitch)
+            losses.update(self._pitch_losses(predicted, batch, token_lengths))
+            states, f0 = self.add_pitch(states, token_lengths, batch["pitch"], batch["voiced"]), batch["f0"]
+        mel, post, lengths = self.decode(states, batch["durations"], speaker, f0)
         target, mask = batch["mel"][:, : mel.shape[1]], frame_mask(lengths, mel.shape[1])[..., None]
         count = mask.sum() * mel.shape[2]
-        losses = {"mel": ((mel - target).abs() * mask).sum() / count,
-                  "postnet": ((post - target).abs() * mask).sum() / count}
+        losses.update(mel=((mel - target).abs() * mask).sum() / count, postnet=((post - target).abs() * mask).sum() / count)
         tmask = frame_mask(batch["syn_token_lengths"], log_dur.shape[1])
         dur_err = (log_dur - torch.log1p(batch["durations"].float())) ** 2
         losses["duration"] = (dur_err * tmask).sum() / tmask.sum()
@@ -156,6 +200,22 @@ class SynthesisHead(nn.Module):
             logits = 10.0 * speaker @ F.normalize(self.classifier.weight, dim=-1).t()  # cosine classifier
             losses["speaker"] = F.cross_entropy(logits, batch["speaker_ids"])
         return losses
+
+    @staticmethod
+    def frame_f0(log_f0, voiced, durations) -> torch.Tensor:
+        """Each token's pitch (``log_f0 (B, L)``, ``voiced (B, L)``) held over its ``durations (B, L)``:
+        ``(B, T)`` Hz, 0 unvoiced, for :meth:`decode` at inference."""
+        hz = torch.where(voiced, PITCH_REF_HZ * log_f0.exp(), torch.zeros_like(log_f0))
+        return length_regulate(hz[..., None], durations)[0][..., 0]
+
+    @staticmethod
+    def _pitch_losses(predicted, batch: dict, token_lengths) -> dict:
+        """Squared error of log F0 on the voiced tokens and cross-entropy of voicing on all."""
+        tmask = frame_mask(token_lengths, predicted.shape[1]).float()
+        voiced = batch["voiced"].float() * tmask
+        error = (predicted[..., 0] - batch["pitch"]) ** 2 * voiced
+        voicing = F.binary_cross_entropy_with_logits(predicted[..., 1], voiced, reduction="none") * tmask
+        return {"pitch": error.sum() / voiced.sum().clamp(min=1.0), "voicing": voicing.sum() / tmask.sum()}
 
     def predict_durations(self, log_dur, token_lengths, speed: float = 1.0) -> torch.Tensor:
         """Integer mel-frame durations ``(B, L)`` from predicted log durations; ``speed`` > 1 is faster."""
