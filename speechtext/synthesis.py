@@ -5,7 +5,6 @@ token it lies in. The pipeline exposes it as :meth:`~speechtext.inference.Speech
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass, field
 
@@ -15,7 +14,6 @@ import torch
 from .audio import SAMPLE_RATE, AudioError, AudioSpec, load_audio
 from .batching import pad_waveforms
 from .config import SynthesisOptions
-from .mel import PITCH_REF_HZ
 from .runner import autocast, encode_loaded
 from .tokenizer import normalize_text
 
@@ -196,12 +194,7 @@ def _synthesize_batch(pipeline, items: list[SynthesisResult], refs: list, opts: 
     durations = head.predict_durations(log_dur, token_lengths, opts.speed)
     f0 = frame_f0 = None
     if head.cfg.pitch:
-        predicted = head.predict_pitch(states, token_lengths, speaker, ref_pitch)
-        log_f0 = predicted[..., 0] + math.log(2.0) * opts.pitch_shift / 12.0
-        voiced = predicted[..., 1] > 0
-        states = head.add_pitch(states, token_lengths, log_f0, voiced)
-        f0 = torch.where(voiced, PITCH_REF_HZ * log_f0.exp(), torch.zeros_like(log_f0))
-        frame_f0 = head.frame_f0(log_f0, voiced, durations)
+        states, f0, frame_f0 = head.infer_pitch(states, token_lengths, speaker, ref_pitch, durations, opts.pitch_shift)
     hop = head.cfg.mel.hop_length
     limit = int(head.cfg.max_seconds * SAMPLE_RATE / hop)
     keep = []

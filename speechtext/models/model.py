@@ -155,8 +155,9 @@ class SpeechTextModel(nn.Module):
             ref_frames, ref_lengths = batch["ref_frames"], batch["ref_frame_lengths"]
         else:
             ref_frames, ref_lengths = self.encode(batch["ref_waveforms"], batch["ref_lengths"])
-        fused, speaker, ref_pitch = self.synthesis_conditioning(ref_frames, ref_lengths, batch["text_ids"], batch["text_lengths"],
-                                                     batch["ref_waveforms"], batch["ref_lengths"], batch.get("ref_pitch"))
+        fused, speaker, ref_pitch = self.synthesis_conditioning(
+            ref_frames, ref_lengths, batch["text_ids"], batch["text_lengths"], batch["ref_waveforms"], batch["ref_lengths"],
+            batch.get("ref_pitch"))
         losses = self.heads["synthesis"].loss(batch, fused, speaker, ref_pitch)
         cfg = self.config.synthesis
         weights = {"duration": cfg.duration_weight, "speaker": cfg.speaker_weight, "pitch": cfg.pitch_weight,

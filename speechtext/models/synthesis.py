@@ -9,12 +9,15 @@ state for its duration (from the recogniser's CTC alignment in training, predict
 vector pooled over the reference's frames conditions encoder and decoder; a classifier over the
 training voices trains it to tell voices apart (the shared space, by contrast, encodes content).
 
-With ``pitch`` (FastPitch), a predictor gives every token its F0 and voicing, and their embedding is
-added to the token states before the length regulator: trained on the target's own pitch (YIN), the
-decoder can draw harmonics at the pitch it is told instead of the smooth average of every pitch it
-saw, and the reference's F0 statistics enter the speaker vector, so the predicted pitch follows its voice.
+With ``pitch`` (FastPitch), a predictor gives every token its F0 (as a departure from the reference's
+mean log F0, so the pitch level is the reference's) and voicing; their embedding is added to the
+token states before the length regulator, and the harmonic pattern of the F0 is added to the
+decoder's mel (source-filter: the decoder writes the envelope). Trained on the target's own pitch
+(YIN), the synthesis has harmonics at the pitch it is told instead of a smooth average of all pitches.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -201,12 +204,15 @@ class SynthesisHead(nn.Module):
             losses["speaker"] = F.cross_entropy(logits, batch["speaker_ids"])
         return losses
 
-    @staticmethod
-    def frame_f0(log_f0, voiced, durations) -> torch.Tensor:
-        """Each token's pitch (``log_f0 (B, L)``, ``voiced (B, L)``) held over its ``durations (B, L)``:
-        ``(B, T)`` Hz, 0 unvoiced, for :meth:`decode` at inference."""
+    def infer_pitch(self, states, token_lengths, speaker, ref_pitch, durations, semitones: float = 0.0):
+        """Inference's pitch: ``(states (B, L, C) with the predicted pitch added, F0 per token (B, L) and per
+        frame (B, T))`` in Hz (0 unvoiced), each token's held over its ``durations (B, L)``; ``semitones``
+        shifts every F0."""
+        predicted = self.predict_pitch(states, token_lengths, speaker, ref_pitch)
+        log_f0, voiced = predicted[..., 0] + math.log(2.0) * semitones / 12.0, predicted[..., 1] > 0
         hz = torch.where(voiced, PITCH_REF_HZ * log_f0.exp(), torch.zeros_like(log_f0))
-        return length_regulate(hz[..., None], durations)[0][..., 0]
+        frame_hz = length_regulate(hz[..., None], durations)[0][..., 0]
+        return self.add_pitch(states, token_lengths, log_f0, voiced), hz, frame_hz
 
     @staticmethod
     def _pitch_losses(predicted, batch: dict, token_lengths) -> dict:
