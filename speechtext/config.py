@@ -264,6 +264,25 @@ def config_from_dict(values: dict, where: str = "config") -> Config:
     return _build(Config, values or {}, where)
 
 
+# Fields added to the model config since format 1 of model directories, with the value that rebuilds
+# a model saved before them: a saved config is resolved (it lists every field it had), so a field it
+# lacks came later, and its default (what new runs get) may not be what that model was trained with.
+_SAVED_BEFORE = {("model", "synthesis", "pitch"): False}
+
+
+def config_from_saved(values: dict, where: str) -> Config:
+    """The config of a model directory (``values`` read from its config.yaml): as :func:`config_from_dict`,
+    with the fields it predates set to what its model was trained with."""
+    values = json.loads(json.dumps(values or {}))
+    for *parents, leaf in _SAVED_BEFORE:
+        node = values
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(leaf, _SAVED_BEFORE[(*parents, leaf)])
+    return config_from_dict(values, where)
+
+
 def load_config(path: str, overrides: dict | None = None) -> Config:
     """Read a YAML config (safe loader: plain values only) and apply dotted ``overrides``."""
     try:

@@ -200,9 +200,9 @@ def _synthesize_batch(pipeline, items: list[SynthesisResult], refs: list, opts: 
     keep = []
     for row, (item, _) in enumerate(prepared):
         total = int(durations[row].sum())
-        if total > limit or total == 0:
+        if total > limit or total < 2:  # one frame is no waveform at all
             item.error = (f"{item.id}: the text would last {total * hop / SAMPLE_RATE:.1f} s, over the model's "
-                          f"{head.cfg.max_seconds:g} s; split it or raise --speed" if total else
+                          f"{head.cfg.max_seconds:g} s; split it or raise --speed" if total > limit else
                           f"{item.id}: no speech was predicted for this text")
         else:
             keep.append(row)

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from .batching import BatchLoader, RunSampler, utterance_durations
 from .checkpoint import (CheckpointError, average_state_dicts, build_model, load_checkpoint, save_checkpoint,
                          save_model_dir)
-from .config import Config, ConfigError, config_from_dict, config_to_dict, save_config
+from .config import Config, ConfigError, config_from_saved, config_to_dict, save_config
 from .data import read_data_dir
 from .decode import ctc_greedy
 from .models.audio_encoder import frame_hop
@@ -288,7 +288,7 @@ class Trainer:
         if resume and ctx.main:
             log.info("resuming from %s at step %d", os.path.join(out_dir, "last.pt"), state["step"])
         if state:  # the killed run's own config, so that the resumed run is the same run
-            config = config_from_dict(json.loads(state["config"]), where=os.path.join(out_dir, "last.pt"))
+            config = config_from_saved(json.loads(state["config"]), where=os.path.join(out_dir, "last.pt"))
         self.config = config
         tc = config.train
         if tc.num_threads:

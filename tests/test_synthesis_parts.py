@@ -13,7 +13,7 @@ from speechtext.data import read_data_dir
 from speechtext.mel import (LogMel, frame_pitch, get_vocoder, harmonic_comb, pitch_statistics, register_vocoder,
                             token_pitch)
 from speechtext.models.model import SpeechTextModel
-from speechtext.models.synthesis import length_regulate
+from speechtext.models.synthesis import length_regulate, pitch_contour
 from speechtext.synthesis import SynthesisError, pad_rows, synthesis_tokens
 from speechtext.text_tokenizer import TextTokenizer
 from speechtext.tokenizer import CharTokenizer
@@ -200,3 +200,16 @@ def test_harmonic_comb_is_the_log_mel_pattern_of_a_harmonic_tone(f0):
     other = harmonic_comb(torch.tensor([[f0 * 1.25]]), mel)[0, 0]
     assert np.corrcoef(real.numpy(), other.numpy())[0, 1] < 0.5  # another pitch puts its harmonics elsewhere
     assert abs(float(comb[0].mean())) < 1e-5 and (comb[1] == 0).all()  # zero-mean; unvoiced: nothing
+
+
+def test_pitch_contour_glides_between_voiced_tokens_and_keeps_their_voicing():
+    log_f0 = torch.log(torch.tensor([[1.0, 1.0, 2.0, 1.5, 1.0], [1.5, 0.0, 0.0, 0.0, 0.0]]))
+    voiced = torch.tensor([[False, True, True, False, True], [True, False, False, False, False]])
+    durations = torch.tensor([[2, 4, 4, 3, 2], [3, 2, 0, 0, 0]])
+    hz = pitch_contour(log_f0, voiced, durations)
+    assert hz.shape == (2, 15)
+    voiced_frames = length_regulate(voiced[..., None].float(), durations)[0][..., 0] > 0
+    assert ((hz > 0) == voiced_frames).all()
+    # token centres at frames 3.5 (100 Hz) and 7.5 (200 Hz): a straight line in log F0 between them
+    assert torch.allclose(hz[0, 2:8], 100 * 2 ** ((torch.arange(2, 8) - 3.5).clamp(min=0) / 4), rtol=1e-4)
+    assert torch.allclose(hz[1, :3], torch.full((3,), 150.0))  # one voiced token: held

@@ -90,6 +90,24 @@ def test_a_trainable_encoder_encodes_the_references_at_every_step(joint_dir, spe
     assert encoder and any(not torch.equal(before[k], after[k]) for k in encoder)
 
 
+def test_a_model_saved_before_the_pitch_predictor_loads_without_it(joint_dir, speech_dir, tmp_path):
+    """A model directory's config lists every field it had: one without ``synthesis.pitch`` predates it
+    and was trained without pitch, whatever the default is now."""
+    import yaml
+
+    cfg = synthesis_config(joint_dir, max_steps=8, valid_interval=8)
+    cfg.model.synthesis.pitch = False
+    out = train(cfg, speech_dir, speech_dir, str(tmp_path / "tts"))
+    path = os.path.join(out, "config.yaml")
+    saved = yaml.safe_load(open(path))
+    del saved["model"]["synthesis"]["pitch"]
+    yaml.safe_dump(saved, open(path, "w"))
+    model = load_model(out)
+    assert model.config.model.synthesis.pitch is False
+    [result] = model.synthesize(["stop"], reference=read_data_dir(speech_dir).utterances[0].audio.source)
+    assert result.error is None and result.pitch is None
+
+
 def test_synthesis_training_keeps_the_backbone_and_adds_the_head(joint_dir, speech_dir, tmp_path):
     out = train(synthesis_config(joint_dir), speech_dir, speech_dir, str(tmp_path / "tts"))
     before, after = load_file(os.path.join(joint_dir, "model.safetensors")), load_file(os.path.join(out, "model.safetensors"))

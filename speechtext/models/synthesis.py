@@ -80,6 +80,30 @@ def length_regulate(states: torch.Tensor, durations: torch.Tensor):
     return out, lengths
 
 
+def pitch_contour(log_f0: torch.Tensor, voiced: torch.Tensor, durations: torch.Tensor) -> torch.Tensor:
+    """F0 per frame ``(B, T)`` in Hz (0 unvoiced) from each token's ``log_f0 (B, L)`` (log(f0 / 100 Hz)),
+    ``voiced (B, L)`` and ``durations (B, L)``: a frame is voiced when its token is, and its log F0 runs
+    in a straight line between the centres of the voiced tokens (held before the first and after the
+    last), as speech glides; a token's pitch held flat over its frames sounds like a buzzer."""
+    voicing, lengths = length_regulate(voiced[..., None].to(log_f0.dtype), durations)
+    out = torch.zeros(voicing.shape[:2], device=log_f0.device)
+    ends = durations.cumsum(1)
+    centres = (ends - durations / 2.0 - 0.5).float()  # frame index at the middle of each token
+    for b in range(log_f0.shape[0]):
+        keep = voiced[b] & (durations[b] > 0)
+        if not keep.any():
+            continue
+        x, y = centres[b][keep], log_f0[b][keep].float()
+        x, y = (torch.cat([x, x + 1.0]), torch.cat([y, y])) if len(x) == 1 else (x, y)  # one voiced token: flat
+        t = torch.arange(int(lengths[b]), device=log_f0.device, dtype=torch.float32)
+        right = torch.searchsorted(x, t).clamp(1, len(x) - 1)
+        left = right - 1
+        w = ((t - x[left]) / (x[right] - x[left]).clamp(min=1e-6)).clamp(0.0, 1.0)
+        line = y[left] + w * (y[right] - y[left])
+        out[b, : len(t)] = PITCH_REF_HZ * line.exp() * (voicing[b, : len(t), 0] > 0)
+    return out
+
+
 def _positions(length: int, dim: int, device) -> torch.Tensor:
     """Sinusoidal positions ``(length, dim)``: where a frame sits inside the utterance."""
     pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]
@@ -211,8 +235,7 @@ class SynthesisHead(nn.Module):
         predicted = self.predict_pitch(states, token_lengths, speaker, ref_pitch)
         log_f0, voiced = predicted[..., 0] + math.log(2.0) * semitones / 12.0, predicted[..., 1] > 0
         hz = torch.where(voiced, PITCH_REF_HZ * log_f0.exp(), torch.zeros_like(log_f0))
-        frame_hz = length_regulate(hz[..., None], durations)[0][..., 0]
-        return self.add_pitch(states, token_lengths, log_f0, voiced), hz, frame_hz
+        return self.add_pitch(states, token_lengths, log_f0, voiced), hz, pitch_contour(log_f0, voiced, durations)
 
     @staticmethod
     def _pitch_losses(predicted, batch: dict, token_lengths) -> dict:
