@@ -87,6 +87,7 @@ class SynthesisConfig:
     speaker_weight: float = 0.5  # of the speaker classification loss
     pitch: bool = True  # predict each token's F0 and voicing and condition the mel decoder on it (FastPitch)
     pitch_weight: float = 1.0  # of the pitch and voicing losses
+    speaker_film: bool = True  # the speaker vector scales and shifts every decoder layer's input (else: the first's)
     max_seconds: float = 20.0  # a text whose predicted duration exceeds this is refused
     vocoder: str = "griffin-lim"
     griffin_lim_iters: int = 32
@@ -267,7 +268,7 @@ def config_from_dict(values: dict, where: str = "config") -> Config:
 # Fields added to the model config since format 1 of model directories, with the value that rebuilds
 # a model saved before them: a saved config is resolved (it lists every field it had), so a field it
 # lacks came later, and its default (what new runs get) may not be what that model was trained with.
-_SAVED_BEFORE = {("model", "synthesis", "pitch"): False}
+_SAVED_BEFORE = {("model", "synthesis", "pitch"): False, ("model", "synthesis", "speaker_film"): False}
 
 
 def config_from_saved(values: dict, where: str) -> Config:

@@ -91,19 +91,19 @@ def test_a_trainable_encoder_encodes_the_references_at_every_step(joint_dir, spe
 
 
 def test_a_model_saved_before_the_pitch_predictor_loads_without_it(joint_dir, speech_dir, tmp_path):
-    """A model directory's config lists every field it had: one without ``synthesis.pitch`` predates it
-    and was trained without pitch, whatever the default is now."""
+    """A model directory's config lists every field it had: one without ``synthesis.pitch`` (or
+    ``speaker_film``) predates it and was trained without it, whatever the default is now."""
     import yaml
 
     cfg = synthesis_config(joint_dir, max_steps=8, valid_interval=8)
-    cfg.model.synthesis.pitch = False
+    cfg.model.synthesis.pitch = cfg.model.synthesis.speaker_film = False
     out = train(cfg, speech_dir, speech_dir, str(tmp_path / "tts"))
     path = os.path.join(out, "config.yaml")
     saved = yaml.safe_load(open(path))
-    del saved["model"]["synthesis"]["pitch"]
+    del saved["model"]["synthesis"]["pitch"], saved["model"]["synthesis"]["speaker_film"]
     yaml.safe_dump(saved, open(path, "w"))
     model = load_model(out)
-    assert model.config.model.synthesis.pitch is False
+    assert model.config.model.synthesis.pitch is False and model.config.model.synthesis.speaker_film is False
     [result] = model.synthesize(["stop"], reference=read_data_dir(speech_dir).utterances[0].audio.source)
     assert result.error is None and result.pitch is None
 

@@ -6,7 +6,8 @@ spread over the recogniser's tokens (characters, with a silence unit at each end
 encoder turns into states that a duration predictor reads. The length regulator repeats each
 state for its duration (from the recogniser's CTC alignment in training, predicted and scaled by
 ``speed`` at inference), and a conv mel decoder with a postnet writes log-mel frames. A speaker
-vector pooled over the reference's frames conditions encoder and decoder; a classifier over the
+vector pooled over the reference's frames conditions the encoder and every decoder layer (FiLM,
+with ``speaker_film``); a classifier over the
 training voices trains it to tell voices apart (the shared space, by contrast, encodes content).
 
 With ``pitch`` (FastPitch), a predictor gives every token its F0 (as a departure from the reference's
@@ -134,6 +135,11 @@ class SynthesisHead(nn.Module):
             self.pitch_in = nn.Conv1d(2, dim, 3, padding=1)
             self.comb_gain = nn.Parameter(torch.ones(cfg.mel.n_mels))  # of the harmonic pattern, per band
         self.decoder = nn.ModuleList(ConvBlock(dim, cfg.kernel_size, cfg.dropout) for _ in range(cfg.decoder_layers))
+        if cfg.speaker_film:  # FiLM: a scale and shift of every decoder layer's input from the speaker vector
+            self.speaker_film = nn.ModuleList(nn.Linear(cfg.speaker_dim, 2 * dim) for _ in range(cfg.decoder_layers))
+            for film in self.speaker_film:  # starts as the identity
+                nn.init.zeros_(film.weight)
+                nn.init.zeros_(film.bias)
         self.mel_out = nn.Linear(dim, cfg.mel.n_mels)
         self.postnet = nn.ModuleList(nn.Conv1d(cfg.mel.n_mels if i == 0 else dim, dim, 5, padding=2)
                                      for i in range(cfg.postnet_layers))
@@ -194,7 +200,10 @@ class SynthesisHead(nn.Module):
         mask = frame_mask(lengths, frames.shape[1])
         x = (frames + self.speaker_in(speaker)[:, None] + _positions(frames.shape[1], frames.shape[2], frames.device))
         x = x * mask[..., None]
-        for block in self.decoder:
+        for i, block in enumerate(self.decoder):
+            if self.cfg.speaker_film:  # the voice steers every layer, not only the input
+                scale, shift = self.speaker_film[i](speaker).chunk(2, -1)
+                x = x * (1 + scale[:, None]) + shift[:, None]
             x = block(x, mask)
         mel = self.mel_out(x)
         if f0 is not None:  # the decoder writes the envelope; the pitch gives the harmonics
