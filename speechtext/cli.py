@@ -314,7 +314,7 @@ def embed(model_dir, args, out_dir) -> None:
 @click.option("-o", "--out", "out_path", default=None, help="The WAV to write for a single text.")
 @click.option("--out-dir", default=None, help="Where <id>.wav files go for many texts.")
 @click.option("--emit-conditioning", default=None, metavar="PATH", help="Also write the mel frames, token durations "
-              "and speaker vector: an .npz file with -o, a directory of <id>.npz with --out-dir.")
+              "and F0, and the speaker vector: an .npz file with -o, a directory of <id>.npz with --out-dir.")
 @click.option("--speed", type=float, default=SynthesisOptions.speed, show_default=True, help="> 1 speaks faster.")
 @click.option("--pitch-shift", type=float, default=SynthesisOptions.pitch_shift, show_default=True,
               help="Semitones added to the predicted pitch (models trained with synthesis.pitch).")

@@ -216,7 +216,9 @@ class SynthesisHead(nn.Module):
 
     def loss(self, batch: dict, fused, speaker, ref_pitch=None) -> dict:
         """Losses of one batch with true ``durations (B, L)`` (mel frames) and targets ``mel (B, T, M)``
-        with ``mel_lengths (B,)`` (``sum(durations) == mel_lengths``); optional ``speaker_ids (B,)``."""
+        with ``mel_lengths (B,)`` (``sum(durations) == mel_lengths``); optional ``speaker_ids (B,)``; with
+        ``pitch``, the targets' ``f0 (B, T)`` per frame and ``pitch (B, L)`` / ``voiced (B, L)`` per token
+        (:class:`~speechtext.synthesis_data.SynthesisBatchLoader`), and ``ref_pitch (B, 3)``."""
         token_lengths = batch["syn_token_lengths"]
         states, log_dur = self.encode_tokens(batch["syn_tokens"], token_lengths, fused, batch["syn_fused_index"], speaker)
         losses = {}
