@@ -58,8 +58,9 @@ def pad_rows(rows: list[list[int]], value: int = 0) -> tuple[torch.Tensor, torch
 @dataclass(frozen=True)
 class AverageVoice:
     """Several recordings whose voices are averaged: the fused text-over-reference states, the speaker
-    vector and the pitch statistics are computed for each and averaged, so no single recording's voice is copied. With the
-    training voices it is the average voice, the no-reference baseline of a cloning evaluation."""
+    vector and the pitch statistics are computed for each and averaged, so no single recording's voice
+    is copied. With the training voices it is the average voice, the no-reference baseline of a
+    cloning evaluation."""
 
     references: tuple
 
