@@ -28,6 +28,9 @@ class EncoderConfig:
     preset: str = "tiny"
     pretrained: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    frontend: str = "conv"  # conv: wav2vec2's own on raw samples; mel: log-mel + 2 convs (from nothing only)
+    mel_max_hz: float = 8000.0  # frontend mel: top of the filterbank (4000: the telephone band)
+    mel_mean_norm: bool = True  # frontend mel: subtract each utterance's mean log-mel per band
     freeze_feature_encoder: bool = False
     hf_config: dict[str, Any] | None = None
 

@@ -37,7 +37,7 @@ from torch import nn
 
 from . import __version__
 from .audio import SAMPLE_RATE
-from .models.audio_encoder import encode_audio
+from .models.audio_encoder import MelFrontend, encode_audio
 
 ONNX_FORMAT_VERSION = 1
 MODEL_TYPE = "speechtext-recogniser"
@@ -297,7 +297,8 @@ def export_onnx(model_dir: str, output: str, quantize: str | None = None) -> lis
         raise ExportError(f"{model_dir}: this model has no CTC head (heads: {', '.join(pipeline.model.heads)}); "
                           "only the recogniser is exported")
     model = pipeline.model.float().eval()
-    if quantize == "int8":  # in fp32, ONNX Runtime's Conv is the faster of the two
+    if quantize == "int8" and not isinstance(model.audio_encoder.feature_extractor, MelFrontend):
+        # in fp32, ONNX Runtime's Conv is the faster of the two; the mel front end's convs are small
         model.audio_encoder.feature_extractor = _UnfoldedFrontEnd(model.audio_encoder.feature_extractor)
     directory = os.path.dirname(os.path.abspath(output))
     os.makedirs(directory, exist_ok=True)

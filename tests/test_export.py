@@ -116,6 +116,22 @@ def test_group_norm_front_end_runs_one_utterance_at_a_time(twenty_files, tmp_pat
     assert max(np.abs(a - b).max() for a, b in zip(ours, theirs)) < 1e-3
 
 
+def test_mel_front_end_exports_and_matches_pytorch(twenty_files, tmp_path):
+    """The log-mel front end (a fixed DFT convolution, per-utterance mean over each row's own frames):
+    fp32 and int8 exports of a mixed-length batch match PyTorch."""
+    cfg = tiny_config()
+    cfg.model.encoder.frontend, cfg.model.encoder.mel_max_hz = "mel", 4000.0
+    tokenizer = CharTokenizer.build(["turn on the lights"])
+    torch.manual_seed(0)
+    save_model_dir(build_model(cfg, tokenizer), tokenizer, cfg, str(tmp_path / "mel"))
+    files = twenty_files[:6]
+    ours = _log_probs(speechtext.load_model(str(tmp_path / "mel")), files)
+    for quantize, tolerance in ((None, 1e-3), ("int8", 0.5)):
+        path = export_onnx(str(tmp_path / "mel"), str(tmp_path / f"mel.{quantize}.onnx"), quantize)[0]
+        theirs = _log_probs(speechtext.load_model(path), files)
+        assert max(np.abs(a - b).max() for a, b in zip(ours, theirs)) < tolerance
+
+
 def test_cli_export_and_transcribe_with_onnx(hybrid_model, twenty_files, tmp_path):
     env = {**os.environ, "SPEECHTEXT_CACHE": str(tmp_path / "cache")}
     cli = [sys.executable, "-m", "speechtext.cli"]

@@ -7,8 +7,10 @@ that maps sample lengths to frame lengths, and a forward that takes ``(waveforms
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
+import torchaudio.functional as AF
 from torch import nn
 from transformers import AutoConfig, AutoModel, Wav2Vec2Config
 
@@ -34,6 +36,72 @@ PRESETS = {
     # Same shapes as facebook/wav2vec2-base, so its weights fit.
     "base": dict(mask_time_prob=0.05, layerdrop=0.0),
 }
+
+
+FRONTENDS = ("conv", "mel")
+# The log-mel front end's geometry written as the conv layers it replaces: a 400-sample window every
+# 160 samples (the STFT, no centring) then two 3-wide convs, the second striding 2, so that
+# transformers' own length formula, frame_hop and frame_shift stay exact for it.
+MEL_GEOMETRY = dict(conv_kernel=[400, 3, 3], conv_stride=[160, 1, 2])
+MEL_BANDS = 80
+
+
+class MelFrontend(nn.Module):
+    """Log-mel front end in place of wav2vec2's learned conv on raw samples: 80 bands of a 25 ms
+    Hann-windowed DFT every 10 ms up to ``max_hz``, each utterance's mean per band subtracted
+    (``mean_norm``), then two convolutions to ``channels`` at 20 ms.
+
+    The DFT is a fixed strided convolution (exports to ONNX as one Conv), computed in fp32 under any
+    autocast. A small model trained from nothing learns from these features in far fewer steps than
+    from raw-sample convolutions, and the mean subtraction cancels a fixed colouring of the channel
+    (another synthesiser, a telephone line). ``max_hz=4000`` makes 16 kHz training audio and
+    8 kHz telephone audio look alike.
+    """
+
+    def __init__(self, channels: int, max_hz: float = 8000.0, mean_norm: bool = True, sample_rate: int = 16000):
+        super().__init__()
+        n_fft, self.hop = MEL_GEOMETRY["conv_kernel"][0], MEL_GEOMETRY["conv_stride"][0]
+        if not 0 < max_hz <= sample_rate / 2:
+            raise ConfigError(f"model.encoder.mel_max_hz: {max_hz} is outside (0, {sample_rate // 2}]")
+        freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+        angle = 2 * math.pi * freqs * torch.arange(n_fft, dtype=torch.float64)[None, :] / n_fft
+        window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+        dft = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])[:, None, :]
+        self.register_buffer("dft", dft.float(), persistent=False)  # (2F, 1, n_fft)
+        with warnings.catch_warnings():  # below ~4 kHz the lowest bands are narrower than a DFT bin: empty, harmless
+            warnings.simplefilter("ignore", UserWarning)
+            fbank = AF.melscale_fbanks(n_fft // 2 + 1, 0.0, float(max_hz), MEL_BANDS, sample_rate)
+        self.register_buffer("fbank", fbank.T.contiguous(), persistent=False)  # (n_mels, F)
+        self.mean_norm = mean_norm
+        self.conv1 = nn.Conv1d(MEL_BANDS, channels, 3)
+        self.conv2 = nn.Conv1d(channels, channels, 3, stride=2)
+        self._requires_grad = True
+
+    def log_mel(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """``(B, S)`` waveforms -> ``(B, 80, T)`` natural-log mel energies at 10 ms (no centring)."""
+        with torch.autocast(waveforms.device.type, enabled=False):
+            spec = nn.functional.conv1d(waveforms.float()[:, None], self.dft, stride=self.hop)
+            real, imag = spec.chunk(2, dim=1)
+            return torch.log(torch.matmul(self.fbank, real * real + imag * imag) + 1e-4)
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, S)`` waveforms and ``(B,)`` sample lengths -> ``(B, channels, T)`` at 20 ms, as wav2vec2's
+        feature extractor. Without lengths every row counts as real to its end."""
+        feats = self.log_mel(waveforms)
+        if self.mean_norm:
+            if lengths is None:
+                lengths = torch.full(waveforms.shape[:1], waveforms.shape[1], device=waveforms.device)
+            frames = torch.div(lengths - MEL_GEOMETRY["conv_kernel"][0], self.hop, rounding_mode="floor") + 1
+            real = frame_mask(frames.clamp(min=1), feats.shape[-1])[:, None, :].to(feats.dtype)
+            mean = (feats * real).sum(-1, keepdim=True) / real.sum(-1, keepdim=True)
+            feats = (feats - mean) * real
+        x = nn.functional.gelu(self.conv1(feats * 0.25))  # log-mel values span ~20: bring them near unit scale
+        return nn.functional.gelu(self.conv2(x))
+
+    def _freeze_parameters(self):  # the name transformers' freeze_feature_encoder() calls
+        for param in self.parameters():
+            param.requires_grad = False
+        self._requires_grad = False
 
 
 def _hf_config(cfg: EncoderConfig):
@@ -62,13 +130,24 @@ def build_audio_encoder(cfg: EncoderConfig) -> nn.Module:
     After this, ``cfg.hf_config`` holds the resolved ``transformers`` config so that a saved model
     directory rebuilds the same encoder with no hub access.
     """
+    if cfg.frontend not in FRONTENDS:
+        raise ConfigError(f"model.encoder.frontend: '{cfg.frontend}' is not one of {', '.join(FRONTENDS)}")
+    if cfg.frontend == "mel" and cfg.pretrained and cfg.hf_config is None:
+        raise ConfigError("model.encoder.frontend: mel is for encoders trained from nothing; a pretrained "
+                          f"checkpoint ({cfg.pretrained}) was trained on its own conv front end: use frontend: conv")
     config = _hf_config(cfg)
     config._attn_implementation = "sdpa"
+    if cfg.frontend == "mel" and cfg.hf_config is None:
+        channels = config.conv_dim[-1]
+        config.conv_dim, config.num_feat_extract_layers = [MEL_BANDS, channels, channels], 3
+        config.conv_kernel, config.conv_stride = list(MEL_GEOMETRY["conv_kernel"]), list(MEL_GEOMETRY["conv_stride"])
     if cfg.pretrained and cfg.hf_config is None:
         # Loads weights of a bare encoder or of a *ForCTC / *ForPreTraining checkpoint (prefix stripped).
         encoder = AutoModel.from_pretrained(cfg.pretrained, config=config)
     else:
         encoder = AutoModel.from_config(config)
+    if cfg.frontend == "mel":
+        encoder.feature_extractor = MelFrontend(encoder.config.conv_dim[-1], cfg.mel_max_hz, cfg.mel_mean_norm)
     if cfg.freeze_feature_encoder:
         encoder.freeze_feature_encoder()
     values = encoder.config.to_dict()
@@ -106,6 +185,8 @@ def frame_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
 def _features(encoder: nn.Module, waveforms: torch.Tensor, lengths: torch.Tensor, batched: bool) -> torch.Tensor:
     # GroupNorm in the first conv layer (wav2vec2-base style) normalises over time, so zero padding
     # would change every frame: such front ends run one utterance at a time at inference.
+    if isinstance(encoder.feature_extractor, MelFrontend):  # its mean over each row's own frames
+        return encoder.feature_extractor(waveforms, lengths).transpose(1, 2)
     group_norm = getattr(encoder.config, "feat_extract_norm", "layer") == "group"
     if batched or not group_norm or encoder.training or waveforms.shape[0] == 1:
         return encoder.feature_extractor(waveforms).transpose(1, 2)
