@@ -21,7 +21,7 @@ recipes/asr.sh --stage "$stage" --stop-stage "$stop_stage" --ngpu "$ngpu" --data
   --train-config "$train_config" --train-set train --valid-set dev --test-sets "test test_flite test_real_digits" \
   --zeroshot-set test_zeroshot --align-set test_align --decoders "$decoders" --lm-steps "$lm_steps" --train-opts "$train_opts" \
   --peer-sets "$peers" --results "$results"
-[ -z "$tts_config" ] || recipes/tts.sh --stage "$stage" --stop-stage "$stop_stage" --tts-config "$tts_config" $voices \
+[ -z "$tts_config" ] || recipes/tts.sh --stage "$stage" --stop-stage "$stop_stage" --tts-config "$tts_config" $voices --train-set train_synth \
   --init-model "exp/$(basename "${train_config%.*}")/final" --train-opts "$train_opts" --results "$results"
 recipes/export.sh --stage "$stage" --stop-stage "$stop_stage" --model "exp/$(basename "${train_config%.*}")/final" \
   --test-sets test --results "$results"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The augmentation ablation's table: greedy-CTC WER % per variant (rows) and test set (columns)."""
+"""The ablation table (augmentation and front end): greedy-CTC WER % per variant (rows) and test set (columns)."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,7 @@ def main() -> None:
     parser.add_argument("--out", default="exp/ablation/RESULTS.md")
     args = parser.parse_args()
     sets = args.sets.split()
-    lines = ["| augmentation | " + " | ".join(f"{s} WER %" for s in sets) + " | precision |",
+    lines = ["| variant | " + " | ".join(f"{s} WER %" for s in sets) + " | precision |",
              "|---" * (len(sets) + 2) + "|"]
     for variant in args.variants.split():
         exp = os.path.join("exp", "ablation", variant)

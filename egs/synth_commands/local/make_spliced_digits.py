@@ -3,11 +3,10 @@
 digit word synthesised on its own per voice (espeak-ng voices of the training set with drawn rate and
 pitch, Festival's kdl and Piper's joe with drawn prosody), 3-6 of them joined with 100-300 ms pauses
 exactly as ``make_real_digits.py`` joins the real speaker's recordings, a share passed through an
-8 kHz band. The real speaker is never used. An experiment, not part of the default recipe (README
-"Real voices": it lifted the real voice and cost the synthetic sets in the recipe's budget):
+8 kHz band. The real speaker is never used. Part of the recipe's training data since the log-mel
+front end (``local/data.sh --spliced 600``: data/train_synth + data/train_spliced; README "Real voices").
 
     python3 local/make_spliced_digits.py --num 600
-    speechtext data combine data/train_spliced_mix data/train data/train_spliced
 """
 from __future__ import annotations
 
