@@ -1,5 +1,5 @@
 # The two commands a newcomer needs (each installs everything first):
-#   make recipe   trains and evaluates the CPU recipe egs/synth_commands (35-40 minutes on 2 cores)
+#   make recipe   trains and evaluates the CPU recipe egs/synth_commands (about 35 minutes on 2 cores)
 #   make test     runs the test suite
 .PHONY: setup recipe test test-fast bench
 setup:
