@@ -1,7 +1,9 @@
+import pytest
 import torch
+import torchaudio
 
-from speechtext.config import EncoderConfig, ModelConfig
-from speechtext.models import SpeechTextModel, encode_audio, output_lengths
+from speechtext.config import ConfigError, EncoderConfig, ModelConfig
+from speechtext.models import SpeechTextModel, build_audio_encoder, encode_audio, output_lengths
 from conftest import TINY_ENCODER
 
 
@@ -51,8 +53,6 @@ def mel_model():
 
 
 def test_mel_front_end_lengths_and_features():
-    import torchaudio
-
     torch.manual_seed(0)
     model = mel_model()
     encoder = model.audio_encoder
@@ -72,11 +72,6 @@ def test_mel_front_end_lengths_and_features():
 
 
 def test_mel_front_end_saves_loads_strictly_and_refuses_pretrained(tmp_path):
-    import pytest
-
-    from speechtext.config import ConfigError
-    from speechtext.models.audio_encoder import build_audio_encoder
-
     torch.manual_seed(0)
     model = mel_model()
     assert not any("dft" in k or "fbank" in k for k in model.state_dict())  # fixed: rebuilt, not stored

@@ -75,7 +75,6 @@ class MelFrontend(nn.Module):
         self.mean_norm = mean_norm
         self.conv1 = nn.Conv1d(MEL_BANDS, channels, 3)
         self.conv2 = nn.Conv1d(channels, channels, 3, stride=2)
-        self._requires_grad = True
 
     def log_mel(self, waveforms: torch.Tensor) -> torch.Tensor:
         """``(B, S)`` waveforms -> ``(B, 80, T)`` natural-log mel energies at 10 ms (no centring)."""
@@ -101,7 +100,6 @@ class MelFrontend(nn.Module):
     def _freeze_parameters(self):  # the name transformers' freeze_feature_encoder() calls
         for param in self.parameters():
             param.requires_grad = False
-        self._requires_grad = False
 
 
 def _hf_config(cfg: EncoderConfig):
