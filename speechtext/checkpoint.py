@@ -123,7 +123,7 @@ def build_model(config, tokenizer, state_dict=None, text_tokenizer=None, intents
     if config.model.text_encoder is not None and text_tokenizer is None:
         raise CheckpointError("the config has a text encoder but no text tokenizer was given")
     model = SpeechTextModel(config.model, tokenizer.vocab_size, tokenizer.blank_id,
-                            text_tokenizer.vocab_size if text_tokenizer else 0, len(intents or []))
+                            text_tokenizer.vocab_size if text_tokenizer else 0, intents)
     if state_dict is not None:
         model.load_state_dict(state_dict, strict=True)
     return model

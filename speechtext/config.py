@@ -110,6 +110,10 @@ class ModelConfig:
     label_smoothing: float = 0.1  # of the attention decoder's cross-entropy
     ctc_dropout: float = 0.1
     normalize_waveform: bool = True  # zero mean, unit variance per utterance (wav2vec2's do_normalize)
+    # Closed-set intents named by "_"-separated parts (action_object_location, as Fluent Speech Commands):
+    # each part two or more intents share gets learned weights too, so a rare combination learns from
+    # the common parts. Off: one independent class per intent.
+    intent_parts: bool = False
 
     def __post_init__(self):
         if not 0.0 <= self.ctc_weight <= 1.0:

@@ -140,11 +140,13 @@ def joint_config(**train) -> Config:
 
 @pytest.fixture(scope="session")
 def joint_dir(speech_dir, tmp_path_factory):
-    """A model directory with CTC, text encoder, fusion and command head, trained a few steps."""
+    """A model directory with CTC, text encoder, fusion and command head (intents with shared parts:
+    turn_on / turn_left), trained a few steps."""
     from speechtext.train import train
 
-    return train(joint_config(max_steps=6, valid_interval=3), speech_dir, speech_dir,
-                 str(tmp_path_factory.mktemp("joint") / "exp"))
+    cfg = joint_config(max_steps=6, valid_interval=3)
+    cfg.model.intent_parts = True
+    return train(cfg, speech_dir, speech_dir, str(tmp_path_factory.mktemp("joint") / "exp"))
 
 
 def synthesis_config(init_from: str, **train):

@@ -7,7 +7,7 @@ import torch
 
 from speechtext.batching import local_candidates
 from speechtext.config import FusionConfig, TextEncoderConfig
-from speechtext.models.command import sample_candidates
+from speechtext.models.command import CommandHead, intent_part_matrix, sample_candidates
 from speechtext.models.audio_encoder import frame_mask
 from speechtext.models.fusion import FusionBlock
 from speechtext.models.shared_space import SharedSpace, contrastive_loss, masked_mean
@@ -179,3 +179,26 @@ def test_text_encoder_preset_and_pretrained_directory(tmp_path):
     assert torch.equal(ids2, ids)
     encoder.eval(), loaded.eval()
     assert torch.allclose(encode_text(loaded, ids2, lengths2), encode_text(encoder, ids, lengths), atol=1e-5)
+
+
+def test_intent_parts_are_the_label_parts_two_intents_share():
+    names = ["increase_volume_kitchen", "decrease_volume_kitchen", "decrease_heat_none", "_silence_", "_unknown_"]
+    assert intent_part_matrix(names).tolist() == [  # parts decrease, kitchen, volume; the rest are one intent's own
+        [0, 1, 1], [1, 1, 1], [1, 0, 0], [0, 0, 0], [0, 0, 0]]
+    assert intent_part_matrix(["yes", "no"]).shape == (2, 0)
+
+
+
+def test_a_part_moves_the_logits_of_every_intent_that_has_it_and_no_other():
+    intents = ["decrease_volume_kitchen", "increase_volume_kitchen", "media_pause", "decrease_heat_none"]
+    torch.manual_seed(0)
+    block, head = fusion(), CommandHead(32, 24, intents, 40, intent_parts=True).eval()
+    frames, lengths = torch.randn(2, 9, 40), torch.tensor([9, 5])
+    before = head.intent_logits(block, frames, lengths)
+    with torch.no_grad():  # parts: decrease, kitchen, volume
+        head.intent_parts.weight[2] += 0.5
+    moved = head.intent_logits(block, frames, lengths) - before
+    assert torch.allclose(moved[:, 0], moved[:, 1]) and (moved[:, 0].abs() > 1e-3).all()
+    assert torch.allclose(moved[:, 2:], torch.zeros(2, 2), atol=1e-6)
+    assert not hasattr(CommandHead(32, 24, intents, 40), "intent_parts")  # off unless asked for
+    assert "part_matrix" not in head.state_dict()  # rebuilt from the names: model dirs hold weights only

@@ -55,7 +55,7 @@ def ctc_log_likelihood(log_probs, frame_lengths, targets, target_lengths, pairs,
 
 class SpeechTextModel(nn.Module):
     def __init__(self, config: ModelConfig, vocab_size: int, blank_id: int = 0, text_vocab_size: int = 0,
-                 num_intents: int = 0):
+                 intents: list[str] | None = None):
         super().__init__()
         unknown = set(config.heads) - {"ctc", "attention", "command", "synthesis"}
         if unknown:
@@ -80,7 +80,7 @@ class SpeechTextModel(nn.Module):
         if "attention" in config.heads:
             self.heads["attention"] = AttentionHead(vocab_size, query_dim, config.fusion.dim, config.label_smoothing)
         if "command" in config.heads:
-            self.heads["command"] = CommandHead(config.fusion.dim, query_dim, num_intents, hidden)
+            self.heads["command"] = CommandHead(config.fusion.dim, query_dim, intents or [], hidden, config.intent_parts)
         if "synthesis" in config.heads:
             self.heads["synthesis"] = SynthesisHead(config.synthesis, vocab_size, config.fusion.dim, hidden)
 
