@@ -85,7 +85,7 @@ def subset(ids: list[str], limit: int) -> list[str]:
 def pocketsphinx_recogniser():
     from pocketsphinx import Decoder
 
-    # Batch CMN: each utterance normalised over itself, so a hypothesis does not depend on which
+    # Batch CMN: each utterance normalised over itself, so a hypothesis depends far less on which
     # utterances the decoder heard before (live CMN carries over from one to the next).
     decoder = Decoder(samprate=16000, loglevel="ERROR", cmn="batch")
 
@@ -132,20 +132,16 @@ def decode_chunk(system: str, utts, beam: int = 1, threads: int = 0) -> tuple[li
     return lines, time.time() - start, audio_seconds
 
 
-def write_hyps(hyp_path: str, parts: list) -> dict:
-    """Join the chunks' lines (in order) into ``hyp_path``; returns the timing: decoding seconds summed
-    over the chunks (one process, one core each) over audio seconds."""
-    lines = [line for chunk_lines, _, _ in parts for line in chunk_lines]
-    seconds, audio_seconds = sum(p[1] for p in parts), sum(p[2] for p in parts)
+def write_hyps(hyp_path: str, lines: list[str], seconds: float, audio_seconds: float) -> None:
+    """Write the hypotheses to ``hyp_path`` and their timing (decoding seconds, summed over the
+    processes that shared them, over audio seconds) to ``hyp_path.json``."""
     os.makedirs(os.path.dirname(hyp_path), exist_ok=True)
     with open(hyp_path + ".tmp", "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     os.replace(hyp_path + ".tmp", hyp_path)
-    timing = {"seconds": round(seconds, 1), "audio_seconds": round(audio_seconds, 1),
-              "rtf": round(seconds / max(audio_seconds, 1e-9), 3)}
     with open(hyp_path + ".json", "w", encoding="utf-8") as handle:
-        json.dump(timing, handle)
-    return timing
+        json.dump({"seconds": round(seconds, 1), "audio_seconds": round(audio_seconds, 1),
+                   "rtf": round(seconds / max(audio_seconds, 1e-9), 3)}, handle)
 
 
 def score(refs: dict[str, str], hyp_path: str, ids: list[str]) -> dict:
@@ -162,7 +158,7 @@ def decode_peers(todo: dict, beam: int, workers: int = 0) -> None:
     jobs = [(system, utts, hyp) for system, entries in todo.items() for _, utts, hyp in entries]
     if workers < 2:
         for system, utts, hyp in jobs:
-            write_hyps(hyp, [decode_chunk(system, utts, beam)])
+            write_hyps(hyp, *decode_chunk(system, utts, beam))
         return
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [[pool.submit(decode_chunk, system, utts[i::workers], beam, 1) for i in range(workers)]
@@ -170,7 +166,7 @@ def decode_peers(todo: dict, beam: int, workers: int = 0) -> None:
         for (system, utts, hyp), chunks in zip(jobs, futures):
             parts = [future.result() for future in chunks]
             order = {line.split(" ", 1)[0]: line for lines, _, _ in parts for line in lines}
-            write_hyps(hyp, [([order[u.utt_id] for u in utts], sum(p[1] for p in parts), sum(p[2] for p in parts))])
+            write_hyps(hyp, [order[u.utt_id] for u in utts], sum(p[1] for p in parts), sum(p[2] for p in parts))
 
 
 def select_set(name: str, limit: int, args) -> tuple[dict, list[str]]:
