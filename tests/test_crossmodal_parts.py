@@ -188,7 +188,6 @@ def test_intent_parts_are_the_label_parts_two_intents_share():
     assert intent_part_matrix(["yes", "no"]).shape == (2, 0)
 
 
-
 def test_a_part_moves_the_logits_of_every_intent_that_has_it_and_no_other():
     intents = ["decrease_volume_kitchen", "increase_volume_kitchen", "media_pause", "decrease_heat_none"]
     torch.manual_seed(0)
