@@ -114,12 +114,18 @@ class ModelConfig:
     # each part two or more intents share gets learned weights too, so a rare combination learns from
     # the common parts. Off: one independent class per intent.
     intent_parts: bool = False
+    # The recogniser's units (CTC, attention decoder, LM, synthesis input): 0 = characters; N = the
+    # characters plus N word pieces learned by byte-pair encoding over the training text. On a closed
+    # vocabulary, enough merges make every word one unit, and CTC can no longer misspell it.
+    bpe_merges: int = 0
 
     def __post_init__(self):
         if not 0.0 <= self.ctc_weight <= 1.0:
             raise ValueError(f"ctc_weight must be between 0 and 1, got {self.ctc_weight}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.bpe_merges < 0:
+            raise ValueError(f"bpe_merges must be 0 (characters) or more, got {self.bpe_merges}")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from .batching import pad_waveforms
 from .export import MODEL_TYPE, ONNX_FORMAT_VERSION, ExportError
 from .inference import Pipeline
 from .models.audio_encoder import frame_mask
-from .tokenizer import CharTokenizer
+from .tokenizer import tokenizer_from_dict
 
 
 def _session(path: str, threads: int):
@@ -86,7 +86,7 @@ class OnnxPipeline(Pipeline):
         if self.meta.get("speechtext_onnx_format") != str(ONNX_FORMAT_VERSION):
             raise ExportError(f"{path}: ONNX export format {self.meta.get('speechtext_onnx_format')}, this speechtext "
                               f"reads {ONNX_FORMAT_VERSION}; export it again with this version")
-        self.tokenizer = CharTokenizer.from_dict(json.loads(self.meta["tokenizer"]))
+        self.tokenizer = tokenizer_from_dict(json.loads(self.meta["tokenizer"]), path)
         self.normalize = self.meta["normalize_waveform"] == "1"
         self.outputs, self.graphs = self.meta["outputs"].split(","), json.loads(self.meta["graphs"])
         self.text_tokenizer, self.intents, self._sessions = None, None, {}

@@ -25,9 +25,10 @@ class SynthesisError(ValueError):
 
 
 def synthesis_tokens(text: str, tokenizer, text_tokenizer) -> tuple[list[int], list[int]]:
-    """``text`` -> ``(tokens, fused_index)``: the recogniser's token ids with a silence unit (the word
-    delimiter) at each end, ``(L,)``, and for each the position of the text-encoder token it lies in
-    (``-1`` for the silence units and spaces), ``(L,)``. Characters the recogniser lacks are named."""
+    """``text`` -> ``(tokens, fused_index)``: the recogniser's token ids (characters or word pieces) with
+    a silence unit (the word delimiter) at each end, ``(L,)``, and for each the position of the
+    text-encoder token its first character lies in (``-1`` for the silence units and spaces), ``(L,)``.
+    Characters the recogniser lacks are named."""
     text = normalize_text(text)
     if not text:
         raise SynthesisError("empty text: give words to speak")
@@ -41,9 +42,15 @@ def synthesis_tokens(text: str, tokenizer, text_tokenizer) -> tuple[list[int], l
         if not special:
             owner[start:end] = [k] * (end - start)
     silence = tokenizer.index[tokenizer.word_delimiter]
-    tokens = [silence] + tokenizer.encode(text) + [silence]
-    index = [-1] + [o if c != " " else -1 for c, o in zip(text, owner)] + [-1]
-    return tokens, index
+    tokens, index, start = [silence], [-1], 0
+    for k, word in enumerate(text.split(" ")):
+        if k:
+            tokens.append(silence), index.append(-1)
+        for piece in tokenizer.pieces(word):  # characters, or word pieces: each lies where its first character does
+            tokens.append(tokenizer.index[piece]), index.append(owner[start])
+            start += len(piece)
+        start += 1
+    return tokens + [silence], index + [-1]
 
 
 def pad_rows(rows: list[list[int]], value: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

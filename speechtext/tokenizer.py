@@ -1,6 +1,8 @@
-"""Tokenizers for recognition targets. Today: characters (built from training text, or imported from
-a Hugging Face ``vocab.json``). A subword tokenizer plugs in through the same four methods:
-``encode``, ``decode``, ``save``, ``load`` and the ``blank_id`` / ``vocab_size`` attributes.
+"""Tokenizers for recognition targets: characters (built from training text, or imported from a
+Hugging Face ``vocab.json``) and pieces of words learned by byte-pair encoding over those characters.
+Both share ``encode``, ``decode``, ``save``, ``load`` and the ``blank_id`` / ``vocab_size`` attributes,
+and both spell a space as the word delimiter, so word boundaries (alignment, the LM's words, the
+synthesis head's silences) read the same from either.
 """
 from __future__ import annotations
 
@@ -55,6 +57,10 @@ class CharTokenizer:
         text = normalize_text(text) if self.lowercase else " ".join(text.split())
         return [self.index.get(self.word_delimiter if c == " " else c, self.unk_id) for c in text]
 
+    def pieces(self, word: str) -> list[str]:
+        """One word's units as strings: its characters (<unk> for those not in the vocabulary)."""
+        return [c if c in self.index else self.unk for c in word]
+
     def decode(self, ids) -> str:
         """Ids (already collapsed for CTC) -> text; special tokens are dropped."""
         pieces = []
@@ -91,6 +97,98 @@ class CharTokenizer:
                    word_delimiter=config.get("word_delimiter_token", "|"), lowercase=config.get("do_lower_case", False))
 
 
+class PieceTokenizer(CharTokenizer):
+    """Byte-pair-encoded pieces of words (Sennrich et al. 2016): the characters, then ``merges`` learned
+    from the training text, applied in the order learned. Pieces never cross a word: the delimiter
+    stays a token of its own, and a word made of characters the merges never met is still spelled."""
+
+    kind = "bpe"
+
+    def __init__(self, tokens: list[str], merges: list[tuple[str, str]], **kwargs):
+        super().__init__(tokens, **kwargs)
+        self.merges = [tuple(m) for m in merges]
+        self.rank = {m: i for i, m in enumerate(self.merges)}
+        missing = [a + b for a, b in self.merges if a + b not in self.index]
+        if missing:
+            raise ValueError(f"tokenizer: merged pieces missing from the vocabulary: {missing[:5]}")
+        self._cache: dict[str, list[int]] = {}
+
+    @classmethod
+    def build(cls, texts, merges: int = 0, min_count: int = 1) -> "PieceTokenizer":
+        """Characters of ``texts`` plus up to ``merges`` pieces, each the most frequent adjacent pair of
+        the words' current pieces (ties to the pair first in sort order, so the result is reproducible)."""
+        texts = [normalize_text(t) for t in texts]
+        chars = CharTokenizer.build(texts, min_count)
+        words = Counter(w for t in texts for w in t.split())
+        spelled = {w: [c if c in chars.index else chars.unk for c in w] for w in words}
+        learned = []
+        for _ in range(merges):
+            pairs = Counter()
+            for word, pieces in spelled.items():
+                for pair in zip(pieces, pieces[1:]):
+                    if chars.unk not in pair:
+                        pairs[pair] += words[word]
+            if not pairs:
+                break
+            best = min(pairs, key=lambda pair: (-pairs[pair], pair))
+            learned.append(best)
+            spelled = {w: _merge(p, best) for w, p in spelled.items()}
+        pieces = list(dict.fromkeys(a + b for a, b in learned))
+        return cls(chars.tokens + [p for p in pieces if p not in chars.index], learned)
+
+    def encode(self, text: str) -> list[int]:
+        """Text -> ids, ``(L,)``: each word's pieces, words joined by the delimiter."""
+        text = normalize_text(text) if self.lowercase else " ".join(text.split())
+        ids = []
+        for k, word in enumerate(text.split()):
+            if k:
+                ids.append(self.index[self.word_delimiter])
+            if word not in self._cache:
+                self._cache[word] = [self.index.get(p, self.unk_id) for p in self.pieces(word)]
+            ids.extend(self._cache[word])
+        return ids
+
+    def pieces(self, word: str) -> list[str]:
+        """One word's pieces: its characters, merged pair by pair in the order the merges were learned."""
+        pieces = super().pieces(word)
+        while len(pieces) > 1:
+            ranked = [self.rank.get(pair, len(self.rank)) for pair in zip(pieces, pieces[1:])]
+            best = min(ranked)
+            if best == len(self.rank):
+                break
+            pieces = _merge(pieces, self.merges[best])
+        return pieces
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "merges": [list(m) for m in self.merges]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PieceTokenizer":
+        return cls(data["tokens"], data["merges"], blank=data["blank"], unk=data["unk"],
+                   word_delimiter=data["word_delimiter"], lowercase=data.get("lowercase", True))
+
+
+def _merge(pieces: list[str], pair: tuple[str, str]) -> list[str]:
+    """``pieces`` with every adjacent occurrence of ``pair`` joined, left to right."""
+    out, i = [], 0
+    while i < len(pieces):
+        if i + 1 < len(pieces) and (pieces[i], pieces[i + 1]) == pair:
+            out.append(pieces[i] + pieces[i + 1])
+            i += 2
+        else:
+            out.append(pieces[i])
+            i += 1
+    return out
+
+
+def tokenizer_from_dict(data: dict, where: str = "tokenizer") -> CharTokenizer:
+    """A tokenizer from its ``to_dict`` form, of the kind it names."""
+    kinds = {"char": CharTokenizer, "bpe": PieceTokenizer}
+    if data.get("kind") not in kinds:
+        raise ValueError(f"{where}: unknown tokenizer kind {data.get('kind')!r} (known: {', '.join(kinds)})")
+    return kinds[data["kind"]].from_dict(data)
+
+
 def load_tokenizer(directory: str) -> CharTokenizer:
     """Load the tokenizer saved in a model directory."""
     path = os.path.join(directory, TOKENIZER_FILE)
@@ -98,6 +196,4 @@ def load_tokenizer(directory: str) -> CharTokenizer:
         raise FileNotFoundError(f"{path}: no tokenizer in the model directory; was it written by speechtext?")
     with open(path, encoding="utf-8") as handle:
         data = json.load(handle)
-    if data.get("kind") != "char":
-        raise ValueError(f"{path}: unknown tokenizer kind {data.get('kind')!r}")
-    return CharTokenizer.from_dict(data)
+    return tokenizer_from_dict(data, path)

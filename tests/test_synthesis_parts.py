@@ -16,7 +16,7 @@ from speechtext.models.model import SpeechTextModel
 from speechtext.models.synthesis import length_regulate, pitch_contour
 from speechtext.synthesis import SynthesisError, pad_rows, synthesis_tokens
 from speechtext.text_tokenizer import TextTokenizer
-from speechtext.tokenizer import CharTokenizer
+from speechtext.tokenizer import CharTokenizer, PieceTokenizer
 
 from conftest import TINY_ENCODER
 
@@ -85,6 +85,18 @@ def test_synthesis_tokens_tie_characters_to_text_encoder_tokens():
         synthesis_tokens("turn @ 7", tok, text_tok)
     with pytest.raises(SynthesisError, match="empty text"):
         synthesis_tokens("   ", tok, text_tok)
+
+
+def test_synthesis_tokens_of_word_pieces_lie_where_their_first_character_does():
+    texts = ["turn on the lights", "turn on the music", "stop the music"]
+    tok, text_tok = PieceTokenizer.build(texts, merges=40), TextTokenizer.train(texts, vocab_size=60)
+    chars, char_index = synthesis_tokens("turn on lights", CharTokenizer.build(texts), text_tok)
+    tokens, index = synthesis_tokens("turn on lights", tok, text_tok)
+    silence = tok.index["|"]
+    assert tokens == [silence] + tok.encode("turn on lights") + [silence] and len(tokens) < len(chars)
+    assert [tok.tokens[t] for t in tokens[1:4]] == ["turn", "|", "on"]
+    # each piece takes the text-encoder position of its first character: "turn" of t, "on" of o
+    assert index[:4] == [-1, char_index[1], -1, char_index[6]] and index[-1] == -1
 
 
 def test_length_regulator_repeats_states_by_duration():

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from speechtext.config import ConfigError, load_config
-from speechtext.tokenizer import CharTokenizer, load_tokenizer
+from speechtext.tokenizer import CharTokenizer, PieceTokenizer, load_tokenizer
 
 
 def test_char_tokenizer_round_trip(tmp_path):
@@ -13,6 +13,30 @@ def test_char_tokenizer_round_trip(tmp_path):
     assert tok.encode("xyz").count(tok.unk_id) == 3  # none of x, y, z is in the training text
     tok.save(str(tmp_path))
     assert load_tokenizer(str(tmp_path)).tokens == tok.tokens
+
+
+def test_word_pieces_learn_frequent_words_and_still_spell_new_ones(tmp_path):
+    texts = ["turn on the light", "turn off the light", "turn on the heating", "stop"] * 3
+    tok = PieceTokenizer.build(texts, merges=12)
+    assert len(tok.merges) == 12 and tok.vocab_size == CharTokenizer.build(texts).vocab_size + 12
+    # "turn" and "the" (six times each) become single units before any rarer word does
+    assert tok.pieces("turn") == ["turn"] and tok.pieces("the") == ["the"] and len(tok.pieces("heating")) > 1
+    ids = tok.encode("Turn  ON the   lights")
+    assert tok.decode(ids) == "turn on the lights"
+    assert [tok.tokens[i] for i in ids[:2]] == ["turn", "|"]  # the delimiter stays a unit between words
+    assert tok.pieces("shut") == list("shut") and tok.encode("z")[0] == tok.unk_id  # new word, new character
+    tok.save(str(tmp_path))
+    loaded = load_tokenizer(str(tmp_path))
+    assert isinstance(loaded, PieceTokenizer) and loaded.encode("turn on the heating") == tok.encode("turn on the heating")
+    # enough merges: every word one unit; the merges stop when no pair is left
+    whole = PieceTokenizer.build(texts, merges=1000)
+    assert all(len(whole.pieces(w)) == 1 for w in "turn on off the light heating stop".split())
+
+
+def test_unknown_tokenizer_kind_is_named(tmp_path):
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"kind": "wordpiece", "tokens": []}))
+    with pytest.raises(ValueError, match=r"tokenizer.json: unknown tokenizer kind 'wordpiece' \(known: char, bpe\)"):
+        load_tokenizer(str(tmp_path))
 
 
 def test_hf_vocab_import(tmp_path):
