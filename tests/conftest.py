@@ -141,11 +141,11 @@ def joint_config(**train) -> Config:
 @pytest.fixture(scope="session")
 def joint_dir(speech_dir, tmp_path_factory):
     """A model directory with CTC, text encoder, fusion and command head (intents with shared parts:
-    turn_on / turn_left), its units word pieces, trained a few steps."""
+    turn_on / turn_left), trained a few steps."""
     from speechtext.train import train
 
     cfg = joint_config(max_steps=6, valid_interval=3)
-    cfg.model.intent_parts, cfg.model.bpe_merges = True, 30
+    cfg.model.intent_parts = True
     return train(cfg, speech_dir, speech_dir, str(tmp_path_factory.mktemp("joint") / "exp"))
 
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from speechtext.checkpoint import CheckpointError, load_checkpoint, read_model_dir
 from speechtext.config import save_config
-from speechtext.data import DataDirError
+from speechtext.data import DataDirError, read_data_dir
 from speechtext.train import train
 from conftest import finish, joint_config, kill_and_resume, tiny_config, torchrun, train_cmd
 
@@ -240,3 +240,19 @@ def test_frozen_feature_encoder_and_unused_mask_embedding_stay_frozen():
     names = [n for n, p in model.named_parameters() if id(p) not in trained]
     assert names and all("feature_extractor" in n or "masked_spec_embed" in n for n in names)
     assert any("masked_spec_embed" in n for n in names) and not any(p.requires_grad for n, p in model.named_parameters() if n in names)
+
+
+def test_a_word_piece_model_trains_saves_loads_and_transcribes(speech_dir, tmp_path):
+    import speechtext
+    from speechtext.tokenizer import PieceTokenizer
+
+    cfg = tiny_config(max_steps=2, valid_interval=2)
+    cfg.model.bpe_merges = 20
+    out = train(cfg, speech_dir, speech_dir, str(tmp_path / "bpe"))
+    pipeline = speechtext.load_model(out)
+    assert isinstance(pipeline.tokenizer, PieceTokenizer) and len(pipeline.tokenizer.merges) == 20
+    assert load_checkpoint(str(tmp_path / "bpe" / "last.pt"))["tokenizer"]["kind"] == "bpe"
+    wavs = [u.audio.source for u in read_data_dir(speech_dir).utterances[:2]]
+    results = pipeline.transcribe(wavs, precision="fp32")
+    assert len(results) == 2 and all(r.error is None for r in results)
+    assert all(0 <= t < pipeline.tokenizer.vocab_size for r in results for t in r.tokens)
