@@ -53,9 +53,17 @@ class CharTokenizer:
         return cls(["<blank>", "<unk>", "|"] + chars)
 
     def encode(self, text: str) -> list[int]:
-        """Text -> ids, ``(L,)``; spaces become the word delimiter, unknown characters <unk>."""
+        """Text -> ids, ``(L,)``: each word's units (:meth:`pieces`), words joined by the delimiter."""
         text = normalize_text(text) if self.lowercase else " ".join(text.split())
-        return [self.index.get(self.word_delimiter if c == " " else c, self.unk_id) for c in text]
+        ids = []
+        for k, word in enumerate(text.split(" ") if text else []):
+            if k:
+                ids.append(self.index[self.word_delimiter])
+            ids.extend(self._word_ids(word))
+        return ids
+
+    def _word_ids(self, word: str) -> list[int]:
+        return [self.index.get(p, self.unk_id) for p in self.pieces(word)]
 
     def pieces(self, word: str) -> list[str]:
         """One word's units as strings: its characters (<unk> for those not in the vocabulary)."""
@@ -136,17 +144,10 @@ class PieceTokenizer(CharTokenizer):
         pieces = list(dict.fromkeys(a + b for a, b in learned))
         return cls(chars.tokens + [p for p in pieces if p not in chars.index], learned)
 
-    def encode(self, text: str) -> list[int]:
-        """Text -> ids, ``(L,)``: each word's pieces, words joined by the delimiter."""
-        text = normalize_text(text) if self.lowercase else " ".join(text.split())
-        ids = []
-        for k, word in enumerate(text.split()):
-            if k:
-                ids.append(self.index[self.word_delimiter])
-            if word not in self._cache:
-                self._cache[word] = [self.index.get(p, self.unk_id) for p in self.pieces(word)]
-            ids.extend(self._cache[word])
-        return ids
+    def _word_ids(self, word: str) -> list[int]:
+        if word not in self._cache:  # merging is a loop per word; a corpus repeats its words
+            self._cache[word] = super()._word_ids(word)
+        return self._cache[word]
 
     def pieces(self, word: str) -> list[str]:
         """One word's pieces: its characters, merged pair by pair in the order the merges were learned."""
