@@ -11,6 +11,8 @@ import os
 import unicodedata
 from collections import Counter
 
+from .config import Config, ConfigError
+
 TOKENIZER_FILE = "tokenizer.json"
 
 
@@ -128,7 +130,7 @@ class PieceTokenizer(CharTokenizer):
         texts = [normalize_text(t) for t in texts]
         chars = CharTokenizer.build(texts, min_count)
         words = Counter(w for t in texts for w in t.split())
-        spelled = {w: [c if c in chars.index else chars.unk for c in w] for w in words}
+        spelled = {w: chars.pieces(w) for w in words}
         learned = []
         for _ in range(merges):
             pairs = Counter()
@@ -180,6 +182,22 @@ def _merge(pieces: list[str], pair: tuple[str, str]) -> list[str]:
             out.append(pieces[i])
             i += 1
     return out
+
+
+def make_tokenizer(config: Config, texts) -> CharTokenizer:
+    """The tokenizer of a pretrained CTC checkpoint when there is one, else characters of the training
+    text, with ``model.bpe_merges`` word pieces learned over them."""
+    source = config.model.encoder.pretrained
+    if source and os.path.isdir(source) and os.path.exists(os.path.join(source, "vocab.json")):
+        if config.model.bpe_merges:
+            raise ConfigError(f"model.bpe_merges: {source} brings its own CTC vocabulary (vocab.json); set "
+                              "bpe_merges to 0 to use it, or start from an encoder without one")
+        from .hf_import import read_hf_tokenizer
+
+        return read_hf_tokenizer(source)
+    if config.model.bpe_merges:
+        return PieceTokenizer.build(texts, config.model.bpe_merges)
+    return CharTokenizer.build(texts)
 
 
 def tokenizer_from_dict(data: dict, where: str = "tokenizer") -> CharTokenizer:

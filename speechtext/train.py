@@ -38,7 +38,7 @@ from .models.audio_encoder import frame_hop
 from .precision import bf16_supported
 from .plots import plot_loss_curve
 from .score import error_rates
-from .tokenizer import CharTokenizer, PieceTokenizer, tokenizer_from_dict
+from .tokenizer import make_tokenizer, tokenizer_from_dict
 
 log = logging.getLogger("speechtext.train")
 PREEMPTED_EXIT = 75  # EX_TEMPFAIL: "try again later"; the job script requeues on it
@@ -171,22 +171,6 @@ def _setup_logging(out_dir: str, main: bool) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         log.addHandler(handler)
         log.addHandler(logging.StreamHandler())
-
-
-def make_tokenizer(config: Config, texts) -> CharTokenizer:
-    """The tokenizer of a pretrained CTC checkpoint when there is one, else characters of the training
-    text, with ``model.bpe_merges`` word pieces learned over them."""
-    source = config.model.encoder.pretrained
-    if source and os.path.isdir(source) and os.path.exists(os.path.join(source, "vocab.json")):
-        if config.model.bpe_merges:
-            raise ConfigError(f"model.bpe_merges: {source} brings its own CTC vocabulary (vocab.json); set "
-                              "bpe_merges to 0 to use it, or start from an encoder without one")
-        from .hf_import import read_hf_tokenizer
-
-        return read_hf_tokenizer(source)
-    if config.model.bpe_merges:
-        return PieceTokenizer.build(texts, config.model.bpe_merges)
-    return CharTokenizer.build(texts)
 
 
 def make_text_vocabularies(config: Config, train_data):
