@@ -102,18 +102,18 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=120)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--systems", default="torch-fp32,torch-mkl,onnx-fp32,onnx-int8,torch-auto",
-                        help="comma-separated: torch-fp32 (linear layers on oneDNN where measured faster), "
-                        "torch-mkl (fp32, PyTorch's own MKL GEMM), torch-bf16, torch-auto, onnx-fp32, onnx-int8 "
+                        help="comma-separated: torch-fp32 (linear layers on oneDNN on AMD CPUs with AVX-512), "
+                        "torch-mkl (fp32, PyTorch's own MKL GEMM), torch-onednn (fp32, linear layers on oneDNN), torch-bf16, torch-auto, onnx-fp32, onnx-int8 "
                         "(torch-bf16/auto run only where the CPU has native bf16)")
     args = parser.parse_args()
     from transformers import pipeline
 
     import speechtext
     from speechtext.export import export_onnx
-    from speechtext.precision import bf16_supported, onednn_linear_is_faster
+    from speechtext.precision import bf16_supported, onednn_linear_preferred
 
     native_bf16 = bf16_supported(torch.device("cpu"))
-    gemm = "oneDNN" if onednn_linear_is_faster() else "MKL"
+    gemm = "oneDNN" if onednn_linear_preferred() else "MKL"
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = os.path.join(tmp, "model")
         make_checkpoint(checkpoint)
@@ -133,8 +133,8 @@ def main() -> None:
                 export_onnx(checkpoint, onnx_path, "int8" if precision == "int8" else None)
                 model = speechtext.load_model(onnx_path)
                 print(f"{name}: {os.path.getsize(onnx_path) / 1e6:.1f} MB")
-            prec = {"mkl": "fp32"}.get(precision, precision) if backend == "torch" else "fp32"
-            choice = "mkl" if precision == "mkl" else "auto"
+            prec = {"mkl": "fp32", "onednn": "fp32"}.get(precision, precision) if backend == "torch" else "fp32"
+            choice = precision if precision in ("mkl", "onednn") else "auto"
             runners[name] = lambda m=model, p=prec, g=choice: transcribe_with(m, paths, p, g)
             runners[name]() if args.files <= 8 else [r.text for r in model.transcribe(paths[:4], precision=prec)]
         run_pipeline(asr, paths[:2])  # warm-up
@@ -142,7 +142,7 @@ def main() -> None:
         results = {name: timed(run, args.repeats) for name, run in runners.items()}
     print(f"{len(paths)} files, {audio_seconds:.0f} s of audio, {torch.get_num_threads()} threads, "
           f"wav2vec2-base-sized CTC (random weights), native bf16: {native_bf16}, fp32 linear layers on {gemm} "
-          f"(measured the faster here), median of {args.repeats}")
+          f"(oneDNN on AMD with AVX-512; SPEECHTEXT_CPU_GEMM overrides), median of {args.repeats}")
     print(f"{'system':28s} {'files/s':>8s} {'RTF':>8s} {'vs pipeline':>12s} {'same text as pipeline':>22s}")
     print(f"{'transformers pipeline':28s} {len(paths) / hf:8.2f} {hf / audio_seconds:8.4f} {'1.00x':>12s} {'':>22s}")
     for name, (seconds, texts) in results.items():

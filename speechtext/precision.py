@@ -23,7 +23,7 @@ class OneDNNLinear(torch.overrides.TorchFunctionMode):
     """Inside this mode, fp32 ``F.linear`` of at least ``ONEDNN_MIN_ROWS`` rows without autograd runs
     through oneDNN (``mkldnn_linear``) instead of MKL, each weight converted once and kept while it is
     unchanged. PyTorch's CPU GEMM is MKL's, which runs below its AVX-512 speed on AMD CPUs; oneDNN's
-    own kernels do not. Used by inference where :func:`onednn_linear_is_faster` measured it faster."""
+    own kernels do not. Used by fp32 inference where :func:`onednn_linear_preferred` says so."""
 
     _packed: dict = {}  # id(weight) -> (weakref to weight, its version, oneDNN weight, oneDNN bias)
 
@@ -51,39 +51,35 @@ class OneDNNLinear(torch.overrides.TorchFunctionMode):
         return entry[2], entry[3]
 
 
-_onednn_faster: dict[int, bool] = {}
+def cpu_vendor() -> str:
+    """The CPU's vendor string (``AuthenticAMD``, ``GenuineIntel``; "" where /proc/cpuinfo is absent)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
-def onednn_linear_is_faster() -> bool:
-    """Whether oneDNN's fp32 GEMM beats PyTorch's (MKL) on this CPU with the current thread count, by
-    at least 10 %: measured once per thread count on a wav2vec2-base-sized projection (~50 ms).
-    ``SPEECHTEXT_CPU_GEMM=mkl`` or ``onednn`` in the environment decides instead of the measurement."""
+def onednn_linear_preferred() -> bool:
+    """Whether fp32 inference on the CPU runs its linear layers through oneDNN (:class:`OneDNNLinear`):
+    on AMD CPUs whose PyTorch kernels use AVX-512, where MKL's GEMM runs below that speed and oneDNN's
+    measured 1.15-2.1x faster (``benchmarks/transcribe_vs_hf.py --systems torch-fp32,torch-mkl``).
+    ``SPEECHTEXT_CPU_GEMM=mkl`` or ``onednn`` in the environment decides instead.
+
+    A fixed rule of the machine, not a timing: the two GEMMs sum in different orders, so the choice
+    moves the last bits of every result, and a measurement near its threshold (AVX2 CPUs, where both
+    run alike) chose differently from one process to the next -- a resumed synthesis run then
+    aligned its data with other numbers than the run it continued."""
     import os
-    import time
 
     choice = os.environ.get("SPEECHTEXT_CPU_GEMM", "auto")
     if choice not in ("auto", "mkl", "onednn"):
         raise ValueError(f"SPEECHTEXT_CPU_GEMM must be auto, mkl or onednn, not {choice!r}")
+    if not torch.backends.mkldnn.is_available():
+        return False
     if choice != "auto":
-        return choice == "onednn" and torch.backends.mkldnn.is_available()
-    threads = torch.get_num_threads()
-    if threads not in _onednn_faster:
-        faster = False
-        if torch.backends.mkldnn.is_available():
-            x, weight, bias = torch.randn(256, 768), torch.randn(768, 768), torch.randn(768)
-            packed = (weight.to_mkldnn(), bias.to_mkldnn())
-
-            def best(run) -> float:
-                times = []
-                for _ in range(7):
-                    start = time.perf_counter()
-                    run()
-                    times.append(time.perf_counter() - start)
-                return min(times[2:])
-
-            with torch.inference_mode():
-                mkl = best(lambda: torch.nn.functional.linear(x, weight, bias))
-                onednn = best(lambda: torch._C._nn.mkldnn_linear(x.to_mkldnn(), *packed).to_dense())
-            faster = onednn < 0.9 * mkl
-        _onednn_faster[threads] = faster
-    return _onednn_faster[threads]
+        return choice == "onednn"
+    return cpu_vendor() == "AuthenticAMD" and torch.backends.cpu.get_cpu_capability() == "AVX512"

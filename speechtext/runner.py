@@ -17,7 +17,7 @@ import torch
 from .audio import AudioError, AudioSpec, load_audio, probe_duration
 from .batching import pad_waveforms
 from .config import TranscribeOptions
-from .precision import OneDNNLinear, bf16_supported, onednn_linear_is_faster
+from .precision import OneDNNLinear, bf16_supported, onednn_linear_preferred
 
 WHOLE_INPUT_SECONDS = 600.0  # embedding, commands and alignment read an input whole, never in chunks
 
@@ -38,11 +38,11 @@ def normalise_inputs(inputs, result_type) -> tuple[list, list[AudioSpec]]:
 
 def autocast(device: torch.device, precision: str):
     """bf16 autocast for ``precision`` bf16, or auto where the device has native bf16. Otherwise fp32:
-    on a CPU whose oneDNN GEMM is measurably faster than MKL's (AMD), linear layers run there."""
+    on a CPU where oneDNN's GEMM is the faster one (AMD with AVX-512), linear layers run there."""
     use = precision == "bf16" or (precision == "auto" and bf16_supported(device))
     if use:
         return torch.autocast(device.type, dtype=torch.bfloat16)
-    return OneDNNLinear() if device.type == "cpu" and onednn_linear_is_faster() else nullcontext()
+    return OneDNNLinear() if device.type == "cpu" and onednn_linear_preferred() else nullcontext()
 
 
 @torch.inference_mode()

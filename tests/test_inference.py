@@ -107,6 +107,24 @@ def test_long_inputs_and_bad_options(trained_model, tmp_path):
         model.transcribe([], beams=3)
 
 
+def test_the_cpu_gemm_is_a_rule_of_the_machine_not_a_timing():
+    """The GEMM choice moves the last bits of every fp32 result, so it must not change between
+    processes on one machine: oneDNN only where PyTorch runs AVX-512 kernels on an AMD CPU, MKL
+    elsewhere (an AVX2 CPU here), and the environment variable overrides it."""
+    import torch
+
+    def choice(**env) -> str:
+        code = "from speechtext.precision import onednn_linear_preferred as f; print(f())"
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**os.environ, **env})
+        return run.stdout.strip() or run.stderr.strip().splitlines()[-1]
+
+    assert choice(ATEN_CPU_CAPABILITY="avx2", SPEECHTEXT_CPU_GEMM="auto") == "False"
+    assert choice(ATEN_CPU_CAPABILITY="avx2", SPEECHTEXT_CPU_GEMM="onednn") == str(torch.backends.mkldnn.is_available())
+    assert choice(SPEECHTEXT_CPU_GEMM="mkl") == "False"
+    assert "SPEECHTEXT_CPU_GEMM must be auto, mkl or onednn" in choice(SPEECHTEXT_CPU_GEMM="fast")
+
+
 def test_onednn_linear_mode_matches_linear_and_follows_weight_changes():
     """fp32 linear layers through oneDNN (where it is the faster GEMM): the same numbers as PyTorch's,
     small inputs and autograd left to PyTorch, and a weight changed in place is converted again."""
