@@ -118,6 +118,9 @@ class ModelConfig:
     # characters plus N word pieces learned by byte-pair encoding over the training text. On a closed
     # vocabulary, enough merges make every word one unit, and CTC can no longer misspell it.
     bpe_merges: int = 0
+    # a doubled letter (ee, ll, zz) as one unit: CTC must put a blank between two equal outputs, and a
+    # model trained briefly drops it (feet -> fet); applied before any bpe_merges
+    double_letters: bool = False
 
     def __post_init__(self):
         if not 0.0 <= self.ctc_weight <= 1.0:

@@ -124,14 +124,18 @@ class PieceTokenizer(CharTokenizer):
         self._cache: dict[str, list[int]] = {}
 
     @classmethod
-    def build(cls, texts, merges: int = 0, min_count: int = 1) -> "PieceTokenizer":
+    def build(cls, texts, merges: int = 0, min_count: int = 1, doubles: bool = False) -> "PieceTokenizer":
         """Characters of ``texts`` plus up to ``merges`` pieces, each the most frequent adjacent pair of
-        the words' current pieces (ties to the pair first in sort order, so the result is reproducible)."""
+        the words' current pieces (ties to the pair first in sort order, so the result is reproducible);
+        with ``doubles``, first every letter that the text doubles (``ee``, ``ll``) as a piece."""
         texts = [normalize_text(t) for t in texts]
         chars = CharTokenizer.build(texts, min_count)
         words = Counter(w for t in texts for w in t.split())
         spelled = {w: chars.pieces(w) for w in words}
-        learned = []
+        learned = sorted({(a, b) for p in spelled.values() for a, b in zip(p, p[1:])
+                          if a == b and a.isalpha() and chars.unk != a}) if doubles else []
+        for pair in learned:
+            spelled = {w: _merge(p, pair) for w, p in spelled.items()}
         for _ in range(merges):
             pairs = Counter()
             for word, pieces in spelled.items():
@@ -186,17 +190,18 @@ def _merge(pieces: list[str], pair: tuple[str, str]) -> list[str]:
 
 def make_tokenizer(config: Config, texts) -> CharTokenizer:
     """The tokenizer of a pretrained CTC checkpoint when there is one, else characters of the training
-    text, with ``model.bpe_merges`` word pieces learned over them."""
+    text, with doubled letters (``model.double_letters``) and ``model.bpe_merges`` word pieces over them."""
     source = config.model.encoder.pretrained
     if source and os.path.isdir(source) and os.path.exists(os.path.join(source, "vocab.json")):
-        if config.model.bpe_merges:
-            raise ConfigError(f"model.bpe_merges: {source} brings its own CTC vocabulary (vocab.json); set "
-                              "bpe_merges to 0 to use it, or start from an encoder without one")
+        if config.model.bpe_merges or config.model.double_letters:
+            raise ConfigError(f"model.bpe_merges / double_letters: {source} brings its own CTC vocabulary "
+                              "(vocab.json); set bpe_merges 0 and double_letters false to use it, or start "
+                              "from an encoder without one")
         from .hf_import import read_hf_tokenizer
 
         return read_hf_tokenizer(source)
-    if config.model.bpe_merges:
-        return PieceTokenizer.build(texts, config.model.bpe_merges)
+    if config.model.bpe_merges or config.model.double_letters:
+        return PieceTokenizer.build(texts, config.model.bpe_merges, doubles=config.model.double_letters)
     return CharTokenizer.build(texts)
 
 

@@ -33,6 +33,23 @@ def test_word_pieces_learn_frequent_words_and_still_spell_new_ones(tmp_path):
     assert all(len(whole.pieces(w)) == 1 for w in "turn on off the light heating stop".split())
 
 
+def test_doubled_letters_are_one_unit_and_the_rest_stays_characters(tmp_path):
+    """CTC must emit a blank between two equal outputs; ``double_letters`` spells ``ll`` as one unit."""
+    from speechtext.config import Config
+    from speechtext.tokenizer import make_tokenizer
+
+    texts = ["call the jazz feet", "turn off the light", "stop"]
+    config = Config()
+    config.model.double_letters = True
+    tok = make_tokenizer(config, texts)
+    assert sorted(tok.merges) == [("e", "e"), ("f", "f"), ("l", "l"), ("z", "z")]
+    assert tok.pieces("call") == ["c", "a", "ll"] and tok.pieces("jazz") == ["j", "a", "zz"]
+    assert tok.pieces("light") == list("light") and tok.pieces("zzz") == ["zz", "z"]
+    assert tok.decode(tok.encode("Feet  off")) == "feet off"
+    tok.save(str(tmp_path))
+    assert load_tokenizer(str(tmp_path)).encode("call off") == tok.encode("call off")
+
+
 def test_unknown_tokenizer_kind_is_named(tmp_path):
     (tmp_path / "tokenizer.json").write_text(json.dumps({"kind": "wordpiece", "tokens": []}))
     with pytest.raises(ValueError, match=r"tokenizer.json: unknown tokenizer kind 'wordpiece' \(known: char, bpe\)"):
