@@ -216,7 +216,7 @@ class CommandOptions:
 
     threshold: float | None = None  # answer <none> below this audio-command cosine
     acoustic_weight: float = 1.0  # weight of the CTC log-likelihood of a command's spelling; 0: fusion + cosine only
-    shortlist: int = 50  # text search: candidates taken from the shared space, then re-scored in full
+    shortlist: int = 50  # text search: candidates (half by the CTC best path's spelling, half by the shared space) re-scored in full
 
 
 @dataclass

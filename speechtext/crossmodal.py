@@ -182,9 +182,10 @@ def classify_command(pipeline, inputs, commands=None, threshold: float | None = 
 def search_texts(pipeline, inputs, texts: list[str], top_k: int = 5, shortlist: int = CommandOptions.shortlist,
                  acoustic_weight: float = CommandOptions.acoustic_weight, options: TranscribeOptions | None = None,
                  progress: bool = False) -> list[TextMatches]:
-    """Audio -> text search over a gallery of ``texts``: the ``shortlist`` nearest texts in the shared
-    space are re-scored with the full command score (fusion + cosine + acoustic); the best ``top_k``
-    come back per input. ``shortlist`` >= len(texts) scores every text."""
+    """Audio -> text search over a gallery of ``texts``: a ``shortlist`` of texts (half those whose
+    spelling the CTC best path holds most of, when the acoustic score is on, the rest the nearest in the
+    shared space) is re-scored with the full command score (fusion + cosine + acoustic); the best
+    ``top_k`` come back per input. ``shortlist`` >= len(texts) scores every text."""
     _require_text(pipeline)
     if not texts or top_k < 1 or shortlist < 1:
         raise CommandError("search_texts needs at least one text, top_k >= 1 and shortlist >= 1")
@@ -194,7 +195,12 @@ def search_texts(pipeline, inputs, texts: list[str], top_k: int = 5, shortlist: 
 
     def process(loaded):
         audio = pipeline.audio_outputs(loaded, opts.precision, _audio_needs(acoustic_weight, cands))
-        near = (audio["vectors"] @ cands.vectors.t()).topk(min(shortlist, len(texts)), dim=-1).indices  # (B, S)
+        space = audio["vectors"] @ cands.vectors.t()  # (B, N)
+        heard = None
+        if "log_probs" in audio:
+            heard = spelling_overlap(audio["log_probs"], audio["lengths"], cands.targets, cands.target_lengths,
+                                     pipeline.tokenizer.blank_id)
+        near = shortlist_texts(space, heard, min(shortlist, len(texts)))  # (B, S)
         rows = torch.arange(len(loaded), device=near.device).repeat_interleave(near.shape[1])
         pairs = torch.stack([rows, near.flatten()], -1)
         scores = _pair_scores(pipeline, audio, cands, pairs, acoustic_weight)
@@ -206,6 +212,41 @@ def search_texts(pipeline, inputs, texts: list[str], top_k: int = 5, shortlist: 
 
     run_batches(items, specs, opts, process, progress)
     return items
+
+
+def _token_bags(sequences: list[list[int]], dim: int = 4096) -> torch.Tensor:
+    """Unit vectors ``(N, dim)`` of each token sequence's unigram and bigram counts (hashed)."""
+    bags = torch.zeros(len(sequences), dim)
+    for row, seq in enumerate(sequences):
+        for gram in [(t,) for t in seq] + list(zip(seq, seq[1:])):
+            bags[row, hash(gram) % dim] += 1.0  # hash of ints is the same in every process
+    return torch.nn.functional.normalize(bags, dim=-1)
+
+
+def spelling_overlap(log_probs, lengths, targets, target_lengths, blank: int) -> torch.Tensor:
+    """How much of each candidate's spelling the CTC best path of each input holds: cosine of their
+    token unigram+bigram bags, ``(B, N)`` from ``log_probs (B, T, V)`` with ``lengths (B,)`` and the
+    candidates' ``targets (N, L)`` with ``target_lengths (N,)``."""
+    best = log_probs.argmax(-1).cpu()
+    heard = []
+    for row, n in enumerate(lengths.tolist()):
+        path = torch.unique_consecutive(best[row, :n])
+        heard.append([t for t in path.tolist() if t != blank])
+    spelled = [targets[i, :n].tolist() for i, n in enumerate(target_lengths.tolist())]
+    return _token_bags(heard) @ _token_bags(spelled).t()
+
+
+def shortlist_texts(space: torch.Tensor, heard: torch.Tensor | None, k: int) -> torch.Tensor:
+    """Indices ``(B, k)`` of the texts to score in full: the ``k // 2`` whose spelling the recogniser
+    heard best (``heard (B, N)``, see :func:`spelling_overlap`), then the nearest in the shared space
+    ``space (B, N)`` up to ``k``. A shared space that learned little (it varies most between runs)
+    then cannot keep the right text out of the shortlist when the recogniser heard it."""
+    if heard is None or k < 2:
+        return space.topk(k, dim=-1).indices
+    by_space = space.argsort(dim=-1, descending=True).tolist()
+    by_sound = heard.topk(k // 2, dim=-1).indices.tolist()
+    rows = [list(dict.fromkeys(sound + order))[:k] for sound, order in zip(by_sound, by_space)]
+    return torch.tensor(rows, dtype=torch.long, device=space.device)
 
 
 def _fill(items, loaded, probs, labels, similarity, threshold) -> None:

@@ -101,6 +101,31 @@ def test_search_texts_shortlists_then_rescores(joint_model, speech_dir):
         model.search_texts(inputs[:1], gallery, top_k=0)
 
 
+def test_the_search_shortlist_keeps_a_text_the_recogniser_heard():
+    """Half the shortlist comes from the CTC best path's spelling: a text the shared space ranks last
+    is still scored in full when the recogniser heard it (frames past an input's length do not count)."""
+    import torch
+
+    from speechtext.crossmodal import shortlist_texts, spelling_overlap
+    from speechtext.tokenizer import CharTokenizer
+
+    texts = ["turn on the lights", "turn off the lights", "play jazz", "stop"]
+    tok = CharTokenizer.build(texts)
+    spelled = [torch.tensor(tok.encode(t)) for t in texts]
+    targets = torch.nn.utils.rnn.pad_sequence(spelled, batch_first=True)
+    path = [i for t in tok.encode("play jazz") for i in (t, t, tok.blank_id)]  # repeats and blanks
+    tail = tok.encode("stop")
+    log_probs = torch.full((1, len(path) + len(tail), tok.vocab_size), -9.0)
+    log_probs[0, torch.arange(len(path) + len(tail)), torch.tensor(path + tail)] = 0.0
+    heard = spelling_overlap(log_probs, torch.tensor([len(path)]), targets, torch.tensor([len(x) for x in spelled]),
+                             tok.blank_id)
+    # exactly its spelling: the "stop" frames past the input's length are not heard
+    assert heard.shape == (1, 4) and int(heard.argmax()) == 2 and float(heard[0, 2]) == pytest.approx(1.0)
+    space = torch.tensor([[0.9, 0.8, 0.1, -0.5]])  # the shared space ranks "play jazz" third of four
+    assert shortlist_texts(space, heard, 2).tolist() == [[2, 0]]
+    assert shortlist_texts(space, None, 2).tolist() == [[0, 1]] and shortlist_texts(space, heard, 1).tolist() == [[0]]
+
+
 @pytest.mark.parametrize("commands, error, message", [
     ([], CommandError, "no commands given"),
     (["stop", "  "], CommandError, "command 2 is blank"),
