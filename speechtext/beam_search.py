@@ -35,31 +35,60 @@ class CTCPrefixScorer:
         self.x, self.blank, self.vocab, self.frames = x, blank, vocab, frames
 
     def initial(self, owner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """State of the empty prefix for hypotheses of utterances ``owner (N,)``:
-        ``(r (T, 2, N), prefix log-prob (N,))``; ``r[t, 0/1]`` ends in a token / in blank at frame t."""
+        """State of the empty prefix for hypotheses of utterances ``owner (N,)`` (fixed for the whole
+        search): ``(r (T, 2, N), prefix log-prob (N,))``; ``r[t, 0/1]`` ends in a token / in blank at frame t."""
+        self.owner = owner
+        # Token probabilities scaled by their peak over frames, so that scoring every next token is one
+        # batched product over frames instead of a log-sum-exp over (T, N, V) (float64: no underflow).
+        x = self.x[:, owner].double().permute(1, 0, 2)  # (N, T, V)
+        self.peak = x.max(1).values  # (N, V)
+        self.scaled = (x - self.peak[:, None]).exp()
         blanks = self.x[:, owner, self.blank].cumsum(0)
         return torch.stack([torch.full_like(blanks, NEG), blanks], 1), torch.zeros(len(owner), device=blanks.device)
 
-    def extend(self, r: torch.Tensor, last: torch.Tensor, owner: torch.Tensor, empty: torch.Tensor):
-        """Prefix log-probs of each hypothesis extended by every id: ``(psi (N, V + 1), r_new (T, 2, N, V))``.
+    def scores(self, r: torch.Tensor, last: torch.Tensor, empty: torch.Tensor) -> torch.Tensor:
+        """Prefix log-probs ``(N, V + 1)`` of each hypothesis extended by every id.
 
         ``r (T, 2, N)`` is the hypotheses' state, ``last (N,)`` their last token (any value when
         ``empty (N,)`` marks a hypothesis with no token yet)."""
-        x = self.x[:, owner]  # (T, N, V)
+        start = torch.where(empty, 0.0, NEG).to(r)  # the empty prefix is complete before frame 0
         whole = torch.logaddexp(r[:, 0], r[:, 1])  # (T, N)
+        before = torch.cat([start[None], whole[:-1]]).double()  # complete by frame t - 1
+        top = before.max(0).values  # (N,)
+        total = torch.bmm((before - top).exp().T[:, None], self.scaled)[:, 0]  # (N, V)
+        psi = torch.where(total > 0, top[:, None] + self.peak + total.clamp_min(1e-300).log(), NEG).float()
         # A token equal to the last one can only follow it after a blank.
-        repeat = torch.nn.functional.one_hot(last.clamp(0, self.vocab - 1), self.vocab).bool() & ~empty[:, None]
-        phi = torch.where(repeat[None], r[:, 1][:, :, None], whole[:, :, None])  # (T, N, V)
-        r_new = torch.full((self.frames, 2) + phi.shape[1:], NEG, device=x.device)
-        r_new[0, 0] = torch.where(empty[:, None], x[0], torch.full_like(x[0], NEG))
-        blank = x[:, :, self.blank : self.blank + 1]
-        for t in range(1, self.frames):
-            r_new[t, 0] = torch.logaddexp(r_new[t - 1, 0], phi[t - 1]) + x[t]
-            r_new[t, 1] = torch.logaddexp(r_new[t - 1, 0], r_new[t - 1, 1]) + blank[t]
-        psi = torch.logsumexp(torch.cat([r_new[:1, 0], phi[:-1] + x[1:]]), dim=0)  # (N, V)
+        token = last.clamp(0, self.vocab - 1)
+        after_blank = torch.cat([torch.full_like(start, NEG)[None], r[:-1, 1]])
+        repeat = torch.logsumexp(after_blank + self.x[:, self.owner, token], dim=0)  # (N,)
+        rows = (~empty).nonzero()[:, 0]
+        psi[rows, token[rows]] = repeat[rows]
         psi[:, self.blank] = NEG
-        eos = whole[-1]  # the prefix's complete probability: every frame consumed
-        return torch.cat([psi, eos[:, None]], 1), r_new
+        return torch.cat([psi, whole[-1][:, None]], 1)  # eos: every frame consumed
+
+    def advance(self, r, last, empty, src: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+        """State ``(T, 2, M)`` of the kept extensions: hypothesis ``src[j]`` followed by ``token[j]``
+        (``src, token (M,)``, parents keep their slot's utterance; other arguments as in :meth:`scores`).
+        Only these M of the N x V extensions need the forward recursion, and it runs as two
+        log-cumulative sums over frames instead of a loop over them (float64: the sums run to thousands)."""
+        token = token.clamp(0, self.vocab - 1)
+        repeat = (token == last[src]) & ~empty[src]
+        whole = torch.logaddexp(r[:, 0, src], r[:, 1, src])
+        phi = torch.where(repeat[None], r[:, 1, src], whole).double()  # (T, M)
+        x = self.x[:, self.owner[src], token].double()  # (T, M)
+        blank = self.x[:, self.owner[src], self.blank].double()
+        start = torch.where(empty[src], x[0], torch.full_like(x[0], NEG))
+        ends = _linear_recursion(start, phi[:-1], x)
+        blanks = _linear_recursion(torch.full_like(start, NEG), ends[:-1], blank)
+        return torch.stack([ends, blanks], 1).to(r.dtype)
+
+
+def _linear_recursion(first: torch.Tensor, inflow: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``y[0] = first``, ``y[t] = logaddexp(y[t-1], inflow[t-1]) + x[t]`` for ``x (T, M)``,
+    ``inflow (T-1, M)``, all frames at once: ``y[t] = S[t] + logcumsumexp(w)[t]`` with
+    ``S[t] = x[1] + ... + x[t]`` and ``w = (first, inflow[t-1] - S[t-1])``."""
+    total = torch.cat([torch.zeros_like(x[:1]), x[1:].cumsum(0)])
+    return total + torch.logcumsumexp(torch.cat([first[None], inflow - total[:-1]]), dim=0)
 
 
 @dataclass
@@ -108,18 +137,22 @@ class TorchDecoder:
 
     def start(self, owner: torch.Tensor):
         """State of hypotheses of utterances ``owner (N,)`` before any token."""
-        return [(k[owner], v[owner]) for k, v in self.cross], self.mask[owner], [None] * len(self.cross)
+        batch = self.mask.shape[0]
+        group = len(owner) // batch
+        if group * batch == len(owner) and torch.equal(owner, torch.arange(batch, device=owner.device).repeat_interleave(group)):
+            return self.cross, self.mask, [None] * len(self.cross), group  # a beam per utterance: no copies
+        return [(k[owner], v[owner]) for k, v in self.cross], self.mask[owner], [None] * len(self.cross), 1
 
     def step(self, last: torch.Tensor, position: int, state):
         """Next-token logits ``(N, V + 1)`` after tokens ``last (N,)`` at ``position``, and the new state."""
-        cross, mask, past = state
-        fused, past = self.fusion.step(self.head.embed_step(last, position), past, cross, mask)
-        return self.head.out(fused).float(), (cross, mask, past)
+        cross, mask, past, group = state
+        fused, past = self.fusion.step(self.head.embed_step(last, position), past, cross, mask, group)
+        return self.head.out(fused).float(), (cross, mask, past, group)
 
     def reorder(self, state, src: torch.Tensor):
         """Keep the state of hypotheses ``src (N,)`` (parents stay within their utterance)."""
-        cross, mask, past = state
-        return cross, mask, [(k[src], v[src]) for k, v in past]
+        cross, mask, past, group = state
+        return cross, mask, [(k[src], v[src]) for k, v in past], group
 
 
 @torch.inference_mode()
@@ -143,7 +176,8 @@ def beam_search(decoder, log_probs, frame_lengths, blank: int, opts: SearchOptio
         logits, state = decoder.step(tokens[:, -1], step, state)
         total = (1 - opts.ctc_weight) * logits.log_softmax(-1)
         if ctc is not None:
-            psi, r_new = ctc.extend(r, tokens[:, -1], owner, torch.full_like(owner, step == 0, dtype=torch.bool))
+            empty = torch.full_like(owner, step == 0, dtype=torch.bool)
+            psi = ctc.scores(r, tokens[:, -1], empty)
             total = total + opts.ctc_weight * (psi - prefix[:, None])
         if use_lm:
             lm_scores, lm_state = lm.step(tokens[:, -1], lm_state) if hasattr(lm, "step") else (lm.next_token(tokens), None)
@@ -158,11 +192,10 @@ def beam_search(decoder, log_probs, frame_lengths, blank: int, opts: SearchOptio
         slot, parent, token = (torch.tensor(c, device=device) for c in zip(*rows))
         src = torch.zeros(batch * k, dtype=torch.long, device=device).index_copy(0, slot, parent)
         last = torch.full((batch * k,), eos, dtype=torch.long, device=device).index_copy(0, slot, token)
+        if ctc is not None:
+            r, prefix = ctc.advance(r, tokens[:, -1], empty, src, last), psi[src, last]
         tokens = torch.cat([tokens[src], last[:, None]], 1)
         state = decoder.reorder(state, src)
         if lm_state is not None:
             lm_state = tuple(x[:, src] for x in lm_state)
-        if ctc is not None:
-            r = r_new[:, :, src, last.clamp(max=ctc.vocab - 1)]
-            prefix = psi[src, last]
     return [max(e)[2] if e else [] for e in ended]

@@ -32,13 +32,40 @@ def test_ctc_prefix_scores_match_brute_force_and_ctc_loss():
     r, _ = scorer.initial(owner)
     prefix, empty = (), torch.tensor([True])
     for token in (1, 1, 2):  # a repeat, which CTC only allows with a blank between
-        psi, r_new = scorer.extend(r, torch.tensor([prefix[-1] if prefix else 0]), owner, empty)
+        last = torch.tensor([prefix[-1] if prefix else 0])
+        psi = scorer.scores(r, last, empty)
         for c in (1, 2):
             assert abs(float(psi[0, c]) - brute_prefix(log_probs[0], prefix + (c,))) < 1e-4
-        r, prefix, empty = r_new[:, :, :, token], prefix + (token,), torch.tensor([False])
-    psi, _ = scorer.extend(r, torch.tensor([2]), owner, empty)
+        r = scorer.advance(r, last, empty, torch.tensor([0]), torch.tensor([token]))
+        prefix, empty = prefix + (token,), torch.tensor([False])
+    psi = scorer.scores(r, torch.tensor([2]), empty)
     whole = -F.ctc_loss(log_probs[0], torch.tensor(prefix), torch.tensor([6]), torch.tensor([3]), reduction="sum")
     assert abs(float(psi[0, -1]) - float(whole)) < 1e-4  # eos: the complete sequence's probability
+
+
+def test_long_peaky_utterances_keep_exact_states_for_every_kept_hypothesis():
+    # A trained CTC head is peaky and utterances run to hundreds of frames: the frame sums reach
+    # thousands in log space, where a log-cumulative recursion must still be exact.
+    torch.manual_seed(3)
+    frames, vocab = 300, 6
+    log_probs = (torch.randn(2, frames, vocab) * 8).log_softmax(-1)
+    lengths = torch.tensor([frames, 220])
+    scorer = CTCPrefixScorer(log_probs, lengths, blank=0)
+    owner = torch.tensor([0, 0, 1, 1])
+    r, _ = scorer.initial(owner)
+    prefixes = [(), (), (), ()]
+    empty, last, prefix_score = torch.ones(4, dtype=torch.bool), torch.zeros(4, dtype=torch.long), torch.zeros(4)
+    for src, token in (([0, 1, 2, 3], [1, 2, 3, 3]), ([1, 0, 2, 3], [2, 1, 3, 4]), ([1, 1, 3, 2], [2, 5, 4, 3])):
+        src, token = torch.tensor(src), torch.tensor(token)
+        psi = scorer.scores(r, last, empty)
+        # Every output that starts with a prefix either ends there (eos) or goes on with one token.
+        assert torch.allclose(psi[:, 1:].logsumexp(1), prefix_score, atol=1e-3)
+        r, prefix_score = scorer.advance(r, last, empty, src, token), psi[src, token]
+        prefixes = [prefixes[s] + (c,) for s, c in zip(src.tolist(), token.tolist())]
+        last, empty = token, torch.zeros(4, dtype=torch.bool)
+    eos = scorer.scores(r, last, empty)[:, -1]  # each kept prefix's complete probability
+    whole = -F.ctc_loss(log_probs[owner].transpose(0, 1), torch.tensor(prefixes), lengths[owner], torch.full((4,), 3), reduction="none")
+    assert torch.allclose(eos.double(), whole.double(), rtol=1e-5, atol=1e-3)
 
 
 def test_padded_frames_do_not_change_prefix_scores():
@@ -50,7 +77,7 @@ def test_padded_frames_do_not_change_prefix_scores():
     def first_step(log_probs):
         scorer = CTCPrefixScorer(log_probs, torch.tensor([5]), blank=0)
         r, _ = scorer.initial(owner)
-        return scorer.extend(r, torch.tensor([0]), owner, torch.tensor([True]))[0]
+        return scorer.scores(r, torch.tensor([0]), torch.tensor([True]))
 
     assert torch.allclose(first_step(short), first_step(padded), atol=1e-5)
 

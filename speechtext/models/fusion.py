@@ -112,13 +112,15 @@ class FusionBlock(nn.Module):
         computed once for incremental decoding: ``[(k, v)]``, each ``(B, heads, T, D / heads)``."""
         return [(_project(layer.cross_attn, memory, 1), _project(layer.cross_attn, memory, 2)) for layer in self.layers]
 
-    def step(self, query: torch.Tensor, past: list, cross: list, frame_mask_: torch.Tensor):
+    def step(self, query: torch.Tensor, past: list, cross: list, frame_mask_: torch.Tensor, group: int = 1):
         """Incremental causal decoding, one new query per sequence (eval mode, no dropout).
 
         ``query (N, 1, Dq)``; ``past``: per layer ``(k, v)`` of the earlier positions' self-attention,
-        or ``None`` at the first step; ``cross``: :meth:`cross_cache` rows for each sequence;
-        ``frame_mask_ (N, 1, 1, T)`` True on real frames. Returns ``(fused (N, D), new past)``;
-        equal to :meth:`forward` with ``causal=True`` at the last position."""
+        or ``None`` at the first step; ``cross``: :meth:`cross_cache` rows, one per ``group``
+        consecutive sequences (a beam's hypotheses share their utterance's frames, so they attend
+        as ``group`` queries of one row instead of copying its keys); ``frame_mask_ (N / group, 1, 1, T)``
+        True on real frames. Returns ``(fused (N, D), new past)``; equal to :meth:`forward` with
+        ``causal=True`` at the last position."""
         x, new_past = self.query_in(query), []
         for layer, cache, (ck, cv) in zip(self.layers, past, cross):
             h = layer.self_norm(x)
@@ -127,6 +129,8 @@ class FusionBlock(nn.Module):
                 k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
             new_past.append((k, v))
             x = x + _attend(layer.self_attn, _project(layer.self_attn, h, 0), k, v)
-            x = x + _attend(layer.cross_attn, _project(layer.cross_attn, layer.cross_norm(x), 0), ck, cv, frame_mask_)
+            q = _project(layer.cross_attn, layer.cross_norm(x), 0)  # (N, heads, 1, D / heads)
+            q = q.reshape(-1, group, q.shape[1], q.shape[3]).transpose(1, 2)
+            x = x + _attend(layer.cross_attn, q, ck, cv, frame_mask_).reshape(x.shape)
             x = x + layer.ff(layer.ff_norm(x))
         return self.norm(x)[:, 0], new_past
