@@ -7,7 +7,8 @@
 #      (--speed-perturb "0.9 1.0 1.1") and a duration filter (--max-seconds) into data/<train>_sp... dirs
 #   2  train (resumes a stopped run from exp/<tag>/last.pt)
 #   3  train the external token LM on the training transcripts (when a decoder uses it: "joint+lm")
-#   4  decode every test set with the final model, once per decoder in --decoders
+#   4  decode every test set with the final model, once per decoder in --decoders (all in one process:
+#      recipes/decode_jobs.py runs each "speechtext transcribe" command line, importing torch once)
 #   5  score; word alignment of --align-set against its ref.ctm; cross-modal evaluation and embedding
 #      plot when the model has a text encoder; peer recognisers (PocketSphinx, whisper tiny.en) on the
 #      same utterances of --peer-sets, when speechtext[eval] is installed; RESULTS.md
@@ -107,16 +108,17 @@ decoder_opts() {  # a decoder's name -> options of "speechtext transcribe"
 }
 
 if run_stage 4; then
+  : > "$exp/decode_jobs.txt"
   for set in $test_sets; do
     for decoder in $decoders; do
       dir=$exp/decode_${set}_${decoder/+/_}
       mkdir -p "$dir"
-      log 4 "decoding data/$set ($decoder)"
-      timed 4 speechtext transcribe "$exp/final" "data/$set" --format kaldi $(decoder_opts "$decoder") $decode_opts \
-        > "$dir/hyp.txt.tmp"
-      mv "$dir/hyp.txt.tmp" "$dir/hyp.txt"
+      echo "$dir/hyp.txt transcribe $exp/final data/$set --format kaldi $(decoder_opts "$decoder") $decode_opts" \
+        >> "$exp/decode_jobs.txt"
     done
   done
+  log 4 "decoding $test_sets with: $decoders (one process, the commands in $exp/decode_jobs.txt)"
+  timed 4 python3 "$(dirname "$0")/decode_jobs.py" "$exp/decode_jobs.txt"
 fi
 
 if run_stage 5; then

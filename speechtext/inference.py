@@ -175,5 +175,9 @@ def load_model(path: str, device: str = "cpu", backend: str = "torch"):
                                   intents=intents)
     if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
         raise FileNotFoundError(f"{path}: neither a speechtext model directory nor a Hugging Face checkpoint")
-    model, tokenizer, config = import_hf_ctc(path)
+    try:
+        model, tokenizer, config = import_hf_ctc(path)
+    except OSError as exc:  # not here, and not a hub id this machine can reach or has cached
+        raise FileNotFoundError(f"{path}: no such model directory, archive or .onnx file here, and no Hugging Face "
+                                f"model of that id reachable or cached ({str(exc).splitlines()[0]})") from exc
     return SpeechTextPipeline(model, tokenizer, config, device=device, path=path)

@@ -83,6 +83,11 @@ def test_bad_inputs_are_reported_and_the_rest_transcribed(trained_model, speech_
 def test_not_a_model_dir_is_a_clear_error(tmp_path):
     out = run_cli("transcribe", str(tmp_path), "x.wav")
     assert out.returncode == 2 and "neither a speechtext model directory" in out.stderr
+    # A path that is not there is tried as a hub id; offline, that must end in one clear line, not a traceback.
+    missing = subprocess.run([sys.executable, "-m", "speechtext.cli", "transcribe", "exp/no-such-model", "x.wav"],
+                             capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert missing.returncode == 2 and "exp/no-such-model: no such model directory" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 def test_score_cli(tmp_path):
