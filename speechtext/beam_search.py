@@ -34,17 +34,18 @@ class CTCPrefixScorer:
         x[:, :, blank] = torch.where(past, 0.0, x[:, :, blank])
         self.x, self.blank, self.vocab, self.frames = x, blank, vocab, frames
 
-    def initial(self, owner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """State of the empty prefix for hypotheses of utterances ``owner (N,)`` (fixed for the whole
-        search): ``(r (T, 2, N), prefix log-prob (N,))``; ``r[t, 0/1]`` ends in a token / in blank at frame t."""
-        self.owner = owner
-        # Token probabilities scaled by their peak over frames, so that scoring every next token is one
-        # batched product over frames instead of a log-sum-exp over (T, N, V) (float64: no underflow).
-        x = self.x[:, owner].double().permute(1, 0, 2)  # (N, T, V)
-        self.peak = x.max(1).values  # (N, V)
+    def initial(self, beam: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """State of the empty prefix for ``beam`` hypotheses per utterance, ``N = B x beam`` in
+        utterance order: ``(r (T, 2, N), prefix log-prob (N,))``; ``r[t, 0/1]`` ends in a token / in blank at frame t."""
+        batch = self.x.shape[1]
+        self.beam, self.owner = beam, torch.arange(batch, device=self.x.device).repeat_interleave(beam)
+        # Token probabilities scaled by their peak over frames, once per utterance, so that scoring every
+        # next token of its hypotheses is one batched product over frames (float64: no underflow).
+        x = self.x.double().transpose(0, 1)  # (B, T, V)
+        self.peak = x.max(1).values  # (B, V)
         self.scaled = (x - self.peak[:, None]).exp()
-        blanks = self.x[:, owner, self.blank].cumsum(0)
-        return torch.stack([torch.full_like(blanks, NEG), blanks], 1), torch.zeros(len(owner), device=blanks.device)
+        blanks = self.x[:, self.owner, self.blank].cumsum(0)
+        return torch.stack([torch.full_like(blanks, NEG), blanks], 1), torch.zeros(len(self.owner), device=blanks.device)
 
     def scores(self, r: torch.Tensor, last: torch.Tensor, empty: torch.Tensor) -> torch.Tensor:
         """Prefix log-probs ``(N, V + 1)`` of each hypothesis extended by every id.
@@ -55,8 +56,10 @@ class CTCPrefixScorer:
         whole = torch.logaddexp(r[:, 0], r[:, 1])  # (T, N)
         before = torch.cat([start[None], whole[:-1]]).double()  # complete by frame t - 1
         top = before.max(0).values  # (N,)
-        total = torch.bmm((before - top).exp().T[:, None], self.scaled)[:, 0]  # (N, V)
-        psi = torch.where(total > 0, top[:, None] + self.peak + total.clamp_min(1e-300).log(), NEG).float()
+        weights = (before - top).exp().T.reshape(-1, self.beam, before.shape[0])  # (B, beam, T)
+        total = torch.bmm(weights, self.scaled).flatten(0, 1)  # (N, V)
+        peak = self.peak.repeat_interleave(self.beam, 0)
+        psi = torch.where(total > 0, top[:, None] + peak + total.clamp_min(1e-300).log(), NEG).float()
         # A token equal to the last one can only follow it after a blank.
         token = last.clamp(0, self.vocab - 1)
         after_blank = torch.cat([torch.full_like(start, NEG)[None], r[:-1, 1]])
@@ -166,7 +169,7 @@ def beam_search(decoder, log_probs, frame_lengths, blank: int, opts: SearchOptio
     state, lm_state, ctc = decoder.start(owner), None, None
     if opts.ctc_weight > 0:
         ctc = CTCPrefixScorer(log_probs, frame_lengths, blank)
-        r, prefix = ctc.initial(owner)
+        r, prefix = ctc.initial(k)
     use_lm = lm is not None and opts.lm_weight != 0
     tokens = torch.full((batch * k, 1), eos, dtype=torch.long, device=device)
     scores = torch.full((batch, k), NEG, device=device)

@@ -28,8 +28,7 @@ def test_ctc_prefix_scores_match_brute_force_and_ctc_loss():
     torch.manual_seed(0)
     log_probs = torch.randn(1, 6, 3).log_softmax(-1)  # blank 0, tokens 1 and 2
     scorer = CTCPrefixScorer(log_probs, torch.tensor([6]), blank=0)
-    owner = torch.zeros(1, dtype=torch.long)
-    r, _ = scorer.initial(owner)
+    r, _ = scorer.initial(1)
     prefix, empty = (), torch.tensor([True])
     for token in (1, 1, 2):  # a repeat, which CTC only allows with a blank between
         last = torch.tensor([prefix[-1] if prefix else 0])
@@ -52,7 +51,7 @@ def test_long_peaky_utterances_keep_exact_states_for_every_kept_hypothesis():
     lengths = torch.tensor([frames, 220])
     scorer = CTCPrefixScorer(log_probs, lengths, blank=0)
     owner = torch.tensor([0, 0, 1, 1])
-    r, _ = scorer.initial(owner)
+    r, _ = scorer.initial(2)
     prefixes = [(), (), (), ()]
     empty, last, prefix_score = torch.ones(4, dtype=torch.bool), torch.zeros(4, dtype=torch.long), torch.zeros(4)
     for src, token in (([0, 1, 2, 3], [1, 2, 3, 3]), ([1, 0, 2, 3], [2, 1, 3, 4]), ([1, 1, 3, 2], [2, 5, 4, 3])):
@@ -72,11 +71,10 @@ def test_padded_frames_do_not_change_prefix_scores():
     torch.manual_seed(1)
     short = torch.randn(1, 5, 4).log_softmax(-1)
     padded = torch.cat([short, torch.randn(1, 3, 4).log_softmax(-1)], 1)
-    owner = torch.zeros(1, dtype=torch.long)
 
     def first_step(log_probs):
         scorer = CTCPrefixScorer(log_probs, torch.tensor([5]), blank=0)
-        r, _ = scorer.initial(owner)
+        r, _ = scorer.initial(1)
         return scorer.scores(r, torch.tensor([0]), torch.tensor([True]))
 
     assert torch.allclose(first_step(short), first_step(padded), atol=1e-5)
