@@ -42,8 +42,8 @@ class CTCPrefixScorer:
         # Token probabilities scaled by their peak over frames, once per utterance, so that scoring every
         # next token of its hypotheses is one batched product over frames (float64: no underflow).
         x = self.x.double().transpose(0, 1)  # (B, T, V)
-        self.peak = x.max(1).values  # (B, V)
-        self.scaled = (x - self.peak[:, None]).exp()
+        peak = x.max(1).values  # (B, V)
+        self.scaled, self.peak = (x - peak[:, None]).exp(), peak.repeat_interleave(beam, 0)  # (B, T, V), (N, V)
         blanks = self.x[:, self.owner, self.blank].cumsum(0)
         return torch.stack([torch.full_like(blanks, NEG), blanks], 1), torch.zeros(len(self.owner), device=blanks.device)
 
@@ -58,8 +58,7 @@ class CTCPrefixScorer:
         top = before.max(0).values  # (N,)
         weights = (before - top).exp().T.reshape(-1, self.beam, before.shape[0])  # (B, beam, T)
         total = torch.bmm(weights, self.scaled).flatten(0, 1)  # (N, V)
-        peak = self.peak.repeat_interleave(self.beam, 0)
-        psi = torch.where(total > 0, top[:, None] + peak + total.clamp_min(1e-300).log(), NEG).float()
+        psi = torch.where(total > 0, top[:, None] + self.peak + total.clamp_min(1e-300).log(), NEG).float()
         # A token equal to the last one can only follow it after a blank.
         token = last.clamp(0, self.vocab - 1)
         after_blank = torch.cat([torch.full_like(start, NEG)[None], r[:-1, 1]])
