@@ -178,6 +178,8 @@ def load_model(path: str, device: str = "cpu", backend: str = "torch"):
     try:
         model, tokenizer, config = import_hf_ctc(path)
     except OSError as exc:  # not here, and not a hub id this machine can reach or has cached
+        if os.path.exists(path):  # a local checkpoint that failed to read: its own error says what is wrong
+            raise
         raise FileNotFoundError(f"{path}: no such model directory, archive or .onnx file here, and no Hugging Face "
                                 f"model of that id reachable or cached ({str(exc).splitlines()[0]})") from exc
     return SpeechTextPipeline(model, tokenizer, config, device=device, path=path)
