@@ -8,7 +8,7 @@
 #   2  train (resumes a stopped run from exp/<tag>/last.pt)
 #   3  train the external token LM on the training transcripts (when a decoder uses it: "joint+lm")
 #   4  decode every test set with the final model, once per decoder in --decoders (all in one process:
-#      recipes/decode_jobs.py runs each "speechtext transcribe" command line, importing torch once)
+#      recipes/speechtext_jobs.py runs each "speechtext transcribe" command line, importing torch once)
 #   5  score; word alignment of --align-set against its ref.ctm; cross-modal evaluation and embedding
 #      plot when the model has a text encoder; peer recognisers (PocketSphinx, whisper tiny.en) on the
 #      same utterances of --peer-sets, when speechtext[eval] is installed; RESULTS.md
@@ -118,7 +118,7 @@ if run_stage 4; then
     done
   done
   log 4 "decoding $test_sets with: $decoders (one process, the commands in $exp/decode_jobs.txt)"
-  timed 4 python3 "$(dirname "$0")/decode_jobs.py" "$exp/decode_jobs.txt"
+  timed 4 python3 "$(dirname "$0")/speechtext_jobs.py" --stage 4 "$exp/decode_jobs.txt"
 fi
 
 if run_stage 5; then

@@ -8,7 +8,9 @@ any system's synthesis is scored the same way:
 * voice: resemblyzer's speaker encoder (bundled weights; ``speechtext[eval]``) embeds every synthesis;
   each voice of the data dir is the mean embedding of its real utterances other than the target, and a
   synthesis passes when it is closer (cosine) to its own voice than to every other voice; the mean rank
-  of its own voice among them (1 = nearest) says how near the misses are;
+  of its own voice among them (1 = nearest) says how near the misses are; and the pass rate against
+  9 other voices drawn at random (the exact expectation over all draws: the fewest voices a test of
+  voice cloning should tell apart; a data dir of many similar voices makes "every other voice" hard);
 * MCD-DTW (dB) against the real utterance: mel-cepstra (the cepstrum of speechtext's 80-band log-mel,
   coefficients 1-24) aligned by dynamic time warping, ``10 / ln 10 * sqrt(2 * sum (c - c')^2)`` per frame;
 * ``--plots N``: for the first N utterances a PNG of the reference (from ``<wav-dir>/pairs``), real and
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import sys
 
@@ -92,6 +95,13 @@ def real_embeddings(encoder, preprocess_wav, data, utts: list[str], cache: str |
     return known
 
 
+def chance_nearest_of_draw(own: float, others: list[float], k: int) -> float:
+    """The chance that ``own`` beats every score of ``k`` of ``others`` drawn at random without
+    replacement: every draw counted, none sampled (the draws that pass take all k from those below)."""
+    below = sum(s < own for s in others)
+    return math.comb(below, k) / math.comb(len(others), k)
+
+
 @functools.lru_cache(maxsize=1)
 def _voice_encoder(cls):
     return cls("cpu", verbose=False)  # once per process, for every directory scored
@@ -111,7 +121,7 @@ def voice_similarity(ids, synth, data, cache: str | None = None) -> dict:
     keep = {u for utts in by_voice.values() for u in utts[:VOICE_UTTS]} | set(ids)
     embed = real_embeddings(encoder, preprocess_wav, data, sorted(keep), cache)
     voices = sorted(by_voice)
-    passed, own, other, ranks = [], [], [], []
+    passed, own, other, ranks, passed_of_9 = [], [], [], [], []
     for i in ids:
         target = data[i]
         centroids = {}
@@ -127,9 +137,13 @@ def voice_similarity(ids, synth, data, cache: str | None = None) -> dict:
         own.append(scores[target.speaker])
         other.append(best_other)
         ranks.append(1 + sum(s > scores[target.speaker] for s in scores.values()))
+        others = [s for v, s in scores.items() if v != target.speaker]
+        if len(others) >= 9:
+            passed_of_9.append(chance_nearest_of_draw(scores[target.speaker], others, 9))
     # the rank says how near a miss is: 1 passes, (voices + 1) / 2 is what a voice-blind synthesis gets
     return {"voice_pass_%": round(100.0 * np.mean(passed), 1), "voice_rank_mean": round(float(np.mean(ranks)), 1),
             "voices_compared": len(voices),
+            **({"voice_pass_of_10_%": round(100.0 * float(np.mean(passed_of_9)), 1)} if passed_of_9 else {}),
             "cosine_own_voice": round(float(np.mean(own)), 3), "cosine_best_other_voice": round(float(np.mean(other)), 3)}
 
 

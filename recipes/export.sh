@@ -19,11 +19,10 @@ exp=$(dirname "$model")
 
 if run_stage 8; then
   mkdir -p "$exp/onnx"
+  jobs=$exp/export_jobs.txt
+  : > "$jobs"
   for q in fp32 int8; do
-    if [ ! -f "$exp/onnx/model.$q.onnx" ]; then
-      log 8 "exporting $model to $exp/onnx/model.$q.onnx"
-      timed 8 speechtext export "$model" -o "$exp/onnx/model.$q.onnx" $([ $q = int8 ] && echo "--quantize int8")
-    fi
+    [ -f "$exp/onnx/model.$q.onnx" ] || echo "- export $model -o $exp/onnx/model.$q.onnx $([ $q = int8 ] && echo "--quantize int8")" >> "$jobs"
   done
   for set in $test_sets; do
     for decoder in $decoders; do
@@ -33,14 +32,13 @@ if run_stage 8; then
         [ -f "$dir/hyp.txt" ] && continue
         mkdir -p "$dir"
         source=$model; [ "$system" = torch_fp32 ] || source=$exp/onnx/model.${system#onnx_}.onnx
-        log 8 "decoding data/$set with $system ($decoder)"
-        t0=$EPOCHREALTIME
-        timed 8 speechtext transcribe "$source" "data/$set" --format kaldi --precision fp32 $opts > "$dir/hyp.txt.tmp"
-        echo "$t0 $EPOCHREALTIME" > "$dir/wallclock"
-        mv "$dir/hyp.txt.tmp" "$dir/hyp.txt"
+        echo "$dir/hyp.txt transcribe $source data/$set --format kaldi --precision fp32 $opts" >> "$jobs"
       done
     done
   done
+  # one process: the decoding times compared are those of the decodings alone, without ~5 s of start-up each
+  log 8 "exporting $model to ONNX (fp32, int8) and decoding $test_sets with each system (the commands in $jobs)"
+  timed 8 python3 "$(dirname "$0")/speechtext_jobs.py" --stage 8 --wallclock "$jobs"
   timed 8 python3 "$(dirname "$0")/export_results.py" --model "$model" --sets "$test_sets" --decoders "$decoders" --out "$results"
   log 8 "packing $model into $exp/model.tar.gz"
   timed 8 speechtext pack "$model" -o "$exp/model.tar.gz" --results "$results"

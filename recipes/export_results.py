@@ -59,7 +59,7 @@ def main() -> None:
         f"## {exp}/onnx", "",
         f"The recogniser of `{args.model}` exported by `speechtext export` (fp32, and `--quantize int8`) and decoded "
         f"through ONNX Runtime with the same decoders, beside PyTorch in fp32; written {datetime.date.today()} by "
-        "`recipes/export_results.py`. Times are whole `speechtext transcribe` runs (start-up included).", "",
+        "`recipes/export_results.py`. Times are each `speechtext transcribe` alone (one process runs them all: no start-up, the model load included).", "",
         "| test set | decoder | system | WER % | vs PyTorch fp32 | transcripts differing from PyTorch fp32 | seconds |",
         "|---|---|---|---|---|---|---|", *rows, "",
         f"- sizes: PyTorch weights {weights:.1f} MB; ONNX fp32 {sizes['fp32']:.1f} MB; ONNX int8 {sizes['int8']:.1f} MB "

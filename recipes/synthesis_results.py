@@ -13,6 +13,7 @@ from results import precision_text, stage_times, write_section
 ROWS = [("whisper_wer_synth", "whisper tiny.en WER % on the synthesis"), ("whisper_wer_real", "whisper tiny.en WER % on the real audio"),
         ("ours_wer_synth", "our recogniser's greedy WER % on the synthesis"), ("ours_wer_real", "our recogniser's greedy WER % on the real audio"),
         ("voice_pass_%", "closer to its own voice than to every other voice (resemblyzer) %"),
+        ("voice_pass_of_10_%", "closer to its own voice than to 9 other voices drawn at random (expected over all draws) %"),
         ("voice_rank_mean", "mean rank of its own voice among the voices compared (1 = nearest)"),
         ("cosine_own_voice", "cosine to its own voice"), ("cosine_best_other_voice", "cosine to the nearest other voice"),
         ("voices_compared", "voices compared"), ("mcd_dtw_db", "MCD-DTW against the real utterance, dB"),

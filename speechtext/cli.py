@@ -8,8 +8,7 @@ from dataclasses import fields
 
 import click
 
-from .config import CommandOptions, SynthesisOptions, TranscribeOptions
-from .lm import LMConfig
+from .config import CommandOptions, LMConfig, SynthesisOptions, TranscribeOptions
 
 DEFAULTS = TranscribeOptions()
 

@@ -234,6 +234,20 @@ class SynthesisOptions:
 
 
 @dataclass
+class LMConfig:
+    """The external token LM (``speechtext lm train``, :mod:`speechtext.lm`)."""
+
+    embed_dim: int = 128
+    hidden_size: int = 256
+    layers: int = 2
+    dropout: float = 0.1
+    lr: float = 2e-3
+    steps: int = 2000
+    batch_size: int = 64
+    seed: int = 0
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -18,10 +18,12 @@ import json
 import math
 import os
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 from torch import nn
+
+from .config import LMConfig
 
 LM_FILE = "lm.json"
 LM_FORMAT_VERSION = 1
@@ -29,18 +31,6 @@ LM_FORMAT_VERSION = 1
 
 class LMError(ValueError):
     """An LM that cannot be used (wrong format, other vocabulary, bad training text); says what to do."""
-
-
-@dataclass
-class LMConfig:
-    embed_dim: int = 128
-    hidden_size: int = 256
-    layers: int = 2
-    dropout: float = 0.1
-    lr: float = 2e-3
-    steps: int = 2000
-    batch_size: int = 64
-    seed: int = 0
 
 
 class TokenLM(nn.Module):

@@ -1,4 +1,6 @@
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -48,3 +50,23 @@ def test_error_rates_and_pra(tmp_path):
     pra = (tmp_path / "per_utt.pra").read_text()
     assert "id: u1" in pra and "REF:  turn on THE lights" in pra and "HYP:  turn on *** lights" in pra
     assert "Scores: (#C #S #D #I) 3 0 1 0" in pra
+
+
+def test_the_cli_scores_and_validates_without_importing_torch(tmp_path):
+    # the recipes run `speechtext score` and `validate-data-dir` many times: ~2 s each with torch imported
+    import numpy as np
+    import soundfile as sf
+
+    (tmp_path / "ref").write_text("u1 turn on the lights\nu2 stop\n")
+    (tmp_path / "hyp").write_text("u1 turn on the light\nu2 stop\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    sf.write(data / "u1.wav", np.zeros(16000, dtype=np.float32), 16000)
+    (data / "wav.scp").write_text(f"u1 {data / 'u1.wav'}\n")
+    (data / "text").write_text("u1 turn on the lights\n")
+    code = ("import sys; from speechtext.cli import cli\n"
+            f"cli.main(args=['score', {str(tmp_path / 'ref')!r}, {str(tmp_path / 'hyp')!r}], standalone_mode=False)\n"
+            f"cli.main(args=['validate-data-dir', {str(data)!r}], standalone_mode=False)\n"
+            "print('torch imported' if 'torch' in sys.modules else 'no torch')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "%WER 20.00" in out and ": OK" in out and out.strip().endswith("no torch"), out

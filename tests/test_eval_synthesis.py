@@ -1,7 +1,9 @@
 """The synthesis evaluation's own parts on real speech: MCD-DTW and the choice of references."""
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import sys
 
 import librosa
@@ -10,7 +12,7 @@ from speechtext.audio import load_audio
 from speechtext.data import read_data_dir
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "recipes"))
-from eval_synthesis import mcd_dtw  # noqa: E402
+from eval_synthesis import chance_nearest_of_draw, mcd_dtw  # noqa: E402
 from synthesize_set import average_voice, pairs_of  # noqa: E402
 
 
@@ -49,3 +51,15 @@ def test_the_average_voice_takes_the_longest_utterance_of_voices_spread_over_the
     cut = sorted(longest.values())[1]  # voices whose every utterance is shorter cannot be references
     kept = average_voice(data, voices=100, min_seconds=cut).references
     assert len(kept) == sum(d >= cut for d in longest.values()) == len(voices) - 1
+
+
+def test_the_chance_against_a_random_draw_counts_every_draw():
+    rng = random.Random(3)
+    for _ in range(20):
+        others = [rng.random() for _ in range(rng.randint(9, 13))]
+        own = rng.random()
+        draws = list(itertools.combinations(others, 9))
+        brute = sum(all(s < own for s in draw) for draw in draws) / len(draws)
+        assert abs(chance_nearest_of_draw(own, others, 9) - brute) < 1e-12
+    assert chance_nearest_of_draw(2.0, [1.0] * 12, 9) == 1.0
+    assert chance_nearest_of_draw(0.5, [0.1] * 8 + [0.9] * 4, 9) == 0.0  # only 8 below: every draw holds a nearer voice
