@@ -5,8 +5,8 @@
 # whisper tiny.en measured on the same files. Trains a recogniser from nothing on CPU, then a synthesis
 # head on it (stages 6-7: speech in the voice of a reference recording, scored by judges we did not train),
 # then exports the recogniser to ONNX (fp32, int8), scores it beside PyTorch and packs the model (stage 8).
-#   bash run.sh                      # the full recipe (about 37 min on 2 CPU cores with setup, fp32 or bf16)
-#   bash run.sh --size smoke         # a two-minute check of every stage (smoke-joint: the synthesis too, ~3 min)
+#   bash run.sh                      # the full recipe (37-41 min on 2 CPU cores with setup, fp32 or bf16)
+#   bash run.sh --size smoke         # a 1.5-minute check of every stage (smoke-joint: the synthesis too, ~2.5 min)
 #   bash run.sh --stage 4            # re-decode and re-score only
 #   bash run.sh --train-opts "--set train.amp=none"   # fp32, as on a CPU without native bf16
 #   bash run.sh --train-config conf/train_ctc.yaml --decoders "greedy ctc"   # the CTC-only baseline
