@@ -37,8 +37,10 @@ if run_stage 8; then
     done
   done
   # one process: the decoding times compared are those of the decodings alone, without ~5 s of start-up each
-  log 8 "exporting $model to ONNX (fp32, int8) and decoding $test_sets with each system (the commands in $jobs)"
-  timed 8 python3 "$(dirname "$0")/speechtext_jobs.py" --stage 8 --wallclock "$jobs"
+  if [ -s "$jobs" ]; then  # a rerun after every export and decoding is there imports nothing
+    log 8 "exporting $model to ONNX (fp32, int8) and decoding $test_sets with each system (the commands in $jobs)"
+    timed 8 python3 "$(dirname "$0")/speechtext_jobs.py" --stage 8 --wallclock "$jobs"
+  fi
   timed 8 python3 "$(dirname "$0")/export_results.py" --model "$model" --sets "$test_sets" --decoders "$decoders" --out "$results"
   log 8 "packing $model into $exp/model.tar.gz"
   timed 8 speechtext pack "$model" -o "$exp/model.tar.gz" --results "$results"

@@ -36,7 +36,9 @@ def run_job(out: str, args: list[str], wallclock: bool) -> int:
         except click.ClickException as exc:
             exc.show()
             status = exc.exit_code
-    if status == 0 and out != "-":
+    if out != "-" and status:
+        os.remove(tmp)
+    elif out != "-":
         if wallclock:
             with open(os.path.join(os.path.dirname(out), "wallclock"), "w", encoding="utf-8") as handle:
                 handle.write(f"{start} {time.time()}\n")
