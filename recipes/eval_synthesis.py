@@ -132,12 +132,12 @@ def voice_similarity(ids, synth, data, cache: str | None = None) -> dict:
                 centroids[v] = c / np.linalg.norm(c)
         e = encoder.embed_utterance(preprocess_wav(synth[i], 16000))
         scores = {v: float(e @ c) for v, c in centroids.items()}
-        best_other = max(s for v, s in scores.items() if v != target.speaker)
+        others = [s for v, s in scores.items() if v != target.speaker]
+        best_other = max(others)
         passed.append(scores[target.speaker] > best_other)
         own.append(scores[target.speaker])
         other.append(best_other)
         ranks.append(1 + sum(s > scores[target.speaker] for s in scores.values()))
-        others = [s for v, s in scores.items() if v != target.speaker]
         if len(others) >= 9:
             passed_of_9.append(chance_nearest_of_draw(scores[target.speaker], others, 9))
     # the rank says how near a miss is: 1 passes, (voices + 1) / 2 is what a voice-blind synthesis gets

@@ -36,14 +36,16 @@ def run_job(out: str, args: list[str], wallclock: bool) -> int:
         except click.ClickException as exc:
             exc.show()
             status = exc.exit_code
-    if out != "-" and status:
+    if out == "-":
+        return status
+    if status:
         os.remove(tmp)
-    elif out != "-":
-        if wallclock:
-            with open(os.path.join(os.path.dirname(out), "wallclock"), "w", encoding="utf-8") as handle:
-                handle.write(f"{start} {time.time()}\n")
-        os.replace(tmp, out)
-    return status
+        return status
+    if wallclock:
+        with open(os.path.join(os.path.dirname(out), "wallclock"), "w", encoding="utf-8") as handle:
+            handle.write(f"{start} {time.time()}\n")
+    os.replace(tmp, out)
+    return 0
 
 
 def main() -> None:
