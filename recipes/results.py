@@ -33,6 +33,15 @@ def precision_text(training: dict) -> str:
     return f"{ran} (native bf16 on this {device.type}: {'yes' if bf16_supported(device) else 'no'})"
 
 
+def steps_text(training: dict) -> str:
+    """How many steps ran and, under a time budget (``train.max_minutes``), that the budget chose them."""
+    steps = f"{training.get('steps', '?')} steps"
+    if training.get("max_minutes"):
+        steps += (f" in {training.get('minutes', '?')} min (the steps that fit the {training['max_minutes']:g}-minute "
+                  "budget on this machine: train.max_minutes)")
+    return f"{steps}, averaged {', '.join(training.get('averaged', []))}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exp", required=True)
@@ -69,8 +78,8 @@ def main() -> None:
         "best path, ctc = CTC prefix beam search, attention / joint = the attention decoder's beam search (joint "
         "adds CTC prefix scores), +lm = shallow fusion with the token LM of stage 3.", "",
         "| test set | decoder | utterances | WER % | CER % | sentence errors % |", "|---|---|---|---|---|---|", *rows, "",
-        f"- training: {training.get('steps', '?')} steps, averaged {', '.join(training.get('averaged', []))}; "
-        f"best dev WER {training.get('best_dev_wer', float('nan')):.2f} %; precision {precision_text(training)}",
+        f"- training: {steps_text(training)}; best dev WER {training.get('best_dev_wer', float('nan')):.2f} %; "
+        f"precision {precision_text(training)}",
         f"- stage times (s): {', '.join(f'{k} {v}' for k, v in sorted(times.items()))}; total {sum(times.values())} s",
         f"- machine: {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}", "", "",

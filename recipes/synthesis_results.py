@@ -8,7 +8,7 @@ import datetime
 import json
 import os
 
-from results import precision_text, stage_times, write_section
+from results import precision_text, stage_times, steps_text, write_section
 
 ROWS = [("whisper_wer_synth", "whisper tiny.en WER % on the synthesis"), ("whisper_wer_real", "whisper tiny.en WER % on the real audio"),
         ("ours_wer_synth", "our recogniser's greedy WER % on the synthesis"), ("ours_wer_real", "our recogniser's greedy WER % on the real audio"),
@@ -49,8 +49,8 @@ def main() -> None:
         "| metric | synthesis, reference of the same voice | synthesis, reference of another voice (floor) | "
         "synthesis in the average voice (no reference) | Griffin-Lim of the real mel (vocoder ceiling) | "
         "the real audio (judges' ceiling) |", "|---|---|---|---|---|---|", *rows, "",
-        f"- training: {training.get('steps', '?')} steps, averaged {', '.join(training.get('averaged', []))}; "
-        f"best dev mel L1 (postnet) {training.get('best_dev_postnet', float('nan')):.3f}; precision {precision_text(training)}",
+        f"- training: {steps_text(training)}; best dev mel L1 (postnet) {training.get('best_dev_postnet', float('nan')):.3f}; "
+        f"precision {precision_text(training)}",
         f"- stage times (s): {', '.join(f'{k} {v}' for k, v in sorted(times.items()))}; total {sum(times.values())} s",
         f"- pictures: {', '.join(f'`{args.exp}/plots/{p}`' for p in plots) or 'none'}", "", "",
     ]

@@ -168,7 +168,7 @@ class TrainConfig:
     warmup_steps: int = 500
     max_steps: int = 0
     max_epochs: int = 20
-    max_minutes: float = 0.0
+    max_minutes: float = 0.0  # > 0: end within this wall-clock time, max_steps at most (speechtext.schedule)
     final_lr_ratio: float = 0.05
     grad_clip: float = 5.0
     accum_grad: int = 1

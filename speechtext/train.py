@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import random
 import signal
@@ -36,6 +35,7 @@ from .data import read_data_dir
 from .decode import ctc_greedy
 from .models.audio_encoder import frame_hop
 from .precision import bf16_supported
+from .schedule import FINISH_SECONDS, TrainClock, budget_steps, lr_lambda
 from .plots import plot_loss_curve
 from .score import error_rates
 from .tokenizer import make_tokenizer, tokenizer_from_dict
@@ -106,16 +106,6 @@ def resolve_amp(amp: str, device: torch.device) -> str:
 def amp_settings(amp: str) -> tuple[torch.dtype | None, bool]:
     """``(autocast dtype or None, use GradScaler)`` for a resolved precision (see :func:`resolve_amp`)."""
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp], amp == "fp16"
-
-
-def lr_lambda(warmup: int, total: int, final_ratio: float):
-    """Linear warm-up to the peak, then cosine decay to ``final_ratio`` of it at ``total`` steps."""
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return factor
 
 
 def rng_state() -> dict:
@@ -264,6 +254,7 @@ def train_mode(model) -> None:
 
 class Trainer:
     def __init__(self, config: Config, train_dir: str, valid_dir: str, out_dir: str, resume: bool = False):
+        self.clock = TrainClock()  # from here: a time budget counts the setup too
         self.ctx = ctx = setup_distributed()
         self.out_dir = out_dir
         os.makedirs(out_dir, exist_ok=True)
@@ -302,8 +293,9 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(trainable, lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay,
                                            fused=ctx.device.type in ("cpu", "cuda"))
         per_epoch = len(self.train_set) // tc.accum_grad
-        self.total_steps = tc.max_steps or max(1, tc.max_epochs * per_epoch)
+        self.total_steps = self.step_cap = tc.max_steps or max(1, tc.max_epochs * per_epoch)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(tc.warmup_steps, self.total_steps, tc.final_lr_ratio))
+        self.valid_seconds, self.bar = 0.0, None
         self.precision = resolve_amp(tc.amp, ctx.device)
         self.autocast_dtype, use_scaler = amp_settings(self.precision)
         self.scaler = torch.amp.GradScaler(enabled=use_scaler)
@@ -313,8 +305,9 @@ class Trainer:
         elif ctx.main:
             save_config(config, os.path.join(out_dir, "config.yaml"))
             n_params = sum(p.numel() for p in self.model.parameters())
-            log.info("model: %.2fM parameters (%.2fM trained); %d train / %d dev utterances; %d steps", n_params / 1e6,
-                     sum(p.numel() for p in trainable) / 1e6, len(train_data), len(valid_data), self.total_steps)
+            log.info("model: %.2fM parameters (%.2fM trained); %d train / %d dev utterances; %d steps%s", n_params / 1e6,
+                     sum(p.numel() for p in trainable) / 1e6, len(train_data), len(valid_data), self.total_steps,
+                     f" at most, fewer if {tc.max_minutes:g} min (train.max_minutes) end sooner" if tc.max_minutes else "")
         if ctx.main:
             log.info("precision: %s (train.amp=%s on %s)", self.precision, tc.amp, ctx.device.type)
 
@@ -386,6 +379,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch, self.batch_index = state["step"], state["epoch"], state["batch_index"]
         self.history, self.scores = json.loads(state["history"]), json.loads(state["scores"])
+        self.clock = TrainClock(**state.get("clock", {}), start=self.clock.start)  # a budget counts the killed run's time
+        self._set_last_step(state.get("total_steps", self.total_steps))
         set_rng_state(state["rng"][self.ctx.rank] if self.ctx.rank < len(state["rng"]) else state["rng"][0])
 
     def _state(self) -> dict:
@@ -396,6 +391,7 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "step": self.step, "epoch": self.epoch, "batch_index": self.batch_index, "rng": rngs,
+                "total_steps": self.total_steps, "clock": self.clock.state(),
                 "history": json.dumps(self.history), "scores": json.dumps(self.scores),
                 "tokenizer": self.tokenizer.to_dict(), "config": json.dumps(config_to_dict(self.config)),
                 "text_tokenizer": self.text_tokenizer.to_json() if self.text_tokenizer else "",
@@ -408,7 +404,7 @@ class Trainer:
 
     def fit(self) -> str | None:
         """Train to ``total_steps``; returns the final model directory (on rank 0)."""
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.ctx.main, desc="train", unit="step")
+        self.bar = bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.ctx.main, desc="train", unit="step")
         workers = self.config.data.num_workers
         loader = torch.utils.data.DataLoader(self.train_set, batch_size=None, num_workers=workers,
                                              sampler=RunSampler(self.train_set, self.epoch, self.batch_index),
@@ -433,6 +429,7 @@ class Trainer:
     def _run(self, loader, bar) -> None:
         tc = self.config.train
         running, started = [], time.time()
+        self.clock.enter_loop()
         for batch in loader:
             sync = (self.batch_index + 1) % tc.accum_grad == 0 or batch["last"]
             running.append(self._forward_backward(batch, sync))
@@ -447,6 +444,7 @@ class Trainer:
             if self.step % tc.log_interval == 0 or self.step == self.total_steps:
                 self._log_train(running, grad_norm, time.time() - started)
                 running, started = [], time.time()
+                self._fit_budget()
             if (tc.valid_interval and self.step % tc.valid_interval == 0) or (not tc.valid_interval and batch["last"]):
                 self.validate_and_keep()
             elif self.step % tc.save_interval == 0:
@@ -458,6 +456,34 @@ class Trainer:
                 raise Preempted(f"stopped at step {self.step} on signal {self.preempted}; last.pt written")
             if self.step >= self.total_steps:
                 return
+
+    def _set_last_step(self, last: int) -> None:
+        """End the run at step ``last``, the cosine decay re-fitted to end there."""
+        tc = self.config.train
+        self.total_steps = last
+        self.scheduler.lr_lambdas = [lr_lambda(tc.warmup_steps, last, tc.final_lr_ratio)] * len(self.optimizer.param_groups)
+        if self.bar is not None:
+            self.bar.total = last
+            self.bar.refresh()
+
+    def _fit_budget(self) -> None:
+        """With ``train.max_minutes``: move the last step so that the run ends within the budget
+        (``speechtext.schedule``); every rank takes rank 0's plan, so that all stop at one step."""
+        tc = self.config.train
+        if not tc.max_minutes:
+            return
+        last = budget_steps(self.step, self.clock.loop_seconds(), self.clock.seconds(), tc.max_minutes * 60,
+                            self.valid_seconds + FINISH_SECONDS, self.step_cap)
+        if self.ctx.world_size > 1:
+            plan = torch.tensor([last], device=self.ctx.device)
+            dist.broadcast(plan, src=0)
+            last = int(plan.item())
+        if last == self.total_steps:
+            return
+        if self.ctx.main and (abs(last - self.total_steps) > 0.01 * self.total_steps or last == self.step):
+            log.info("time budget %g min (train.max_minutes): %.1f spent, %.3f s a step; the run ends at step %d",
+                     tc.max_minutes, self.clock.seconds() / 60, self.clock.loop_seconds() / self.step, last)
+        self._set_last_step(last)
 
     def _catch_preemption(self) -> dict:
         """Turn SIGTERM / SIGUSR1 into a request to stop at the next step boundary; returns the old handlers."""
@@ -531,6 +557,7 @@ class Trainer:
 
     def validate_and_keep(self) -> None:
         """Validate, keep the checkpoint if it is among the best ``keep_checkpoints``, save ``last.pt``."""
+        started = time.time()
         if self.config.train.task == "synthesis":
             from .synthesis_data import validate_synthesis
 
@@ -553,6 +580,7 @@ class Trainer:
             plot_loss_curve(self.history, os.path.join(self.out_dir, "loss_curve.png"))
         train_mode(self.ddp)
         self.save_last()
+        self.valid_seconds = time.time() - started  # what a time budget keeps for the final validation
 
     def finish(self) -> str:
         """Average the best checkpoints into ``<out_dir>/final`` and return its path."""
@@ -561,6 +589,7 @@ class Trainer:
         final = os.path.join(self.out_dir, "final")
         summary = {"averaged": [os.path.basename(p) for p in best], "steps": self.step,
                    f"best_dev_{self.rank_key}": self.scores[best[0]][0], "precision": self.precision,
+                   "minutes": round(self.clock.seconds() / 60, 2), "max_minutes": self.config.train.max_minutes,
                    **self.data_summary}
         save_model_dir(self.model, self.tokenizer, self.config, final, extra={"training": summary},
                        text_tokenizer=self.text_tokenizer, intents=self.intents)

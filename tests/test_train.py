@@ -256,3 +256,30 @@ def test_a_word_piece_model_trains_saves_loads_and_transcribes(speech_dir, tmp_p
     results = pipeline.transcribe(wavs, precision="fp32")
     assert len(results) == 2 and all(r.error is None for r in results)
     assert all(0 <= t < pipeline.tokenizer.vocab_size for r in results for t in r.tokens)
+
+
+def test_budget_steps_fits_the_remaining_time():
+    from speechtext.schedule import budget_steps
+
+    # 100 steps took 50 s of a 60 s run: 0.5 s a step; 120 s budget, 10 s kept for the end: 100 more
+    assert budget_steps(100, 50.0, 60.0, 120.0, 10.0, cap=10_000) == 200
+    assert budget_steps(100, 50.0, 60.0, 120.0, 10.0, cap=150) == 150  # never beyond max_steps
+    assert budget_steps(100, 50.0, 115.0, 120.0, 10.0, cap=10_000) == 100  # spent: stop now
+
+
+def test_a_time_budget_ends_the_run_with_its_decay_fitted_to_the_end(speech_dir, tmp_path):
+    """train.max_minutes: a run of 100 000 steps at most ends within its 15 s, its cosine decay moved to
+    end at the step it stops at (a schedule left at 100 000 steps would still be near its peak)."""
+    out = tmp_path / "budget"
+    started = time.time()
+    final = train(tiny_config(max_steps=100_000, max_minutes=0.25, valid_interval=1000, save_interval=1000, log_interval=5),
+                  speech_dir, speech_dir, str(out))
+    seconds = time.time() - started
+    training = json.load(open(os.path.join(final, "speechtext.json")))["training"]
+    assert 0 < training["steps"] < 100_000 and training["max_minutes"] == 0.25
+    assert seconds < 15 + 10, f"a 15 s budget took {seconds:.0f} s"
+    logged = [json.loads(line) for line in open(out / "metrics.jsonl") if '"lr"' in line]
+    assert logged[-1]["step"] == training["steps"] and logged[-1]["lr"] < 0.2 * 3e-3, logged[-1]
+    assert "the run ends at step" in (out / "train.log").read_text()
+    state = load_checkpoint(str(out / "last.pt"))
+    assert state["total_steps"] == training["steps"] and 0 < state["clock"]["loop_seconds"] < state["clock"]["seconds"]

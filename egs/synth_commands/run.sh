@@ -14,7 +14,7 @@ set -euo pipefail
 . ./path.sh; . ./cmd.sh
 stage=0; stop_stage=100; size=full; train_config=conf/train.yaml; decoders="greedy joint joint+lm"; lm_steps=600; train_opts=""
 . recipes/parse_options.sh
-results=RESULTS.md; peers="test_real_digits:200 test:50 test_flite:50"; tts_config=conf/tts.yaml; voices="--voices 20 --per-voice 3"
+results=RESULTS.md; peers="test_real_digits:100 test:50 test_flite:50"; tts_config=conf/tts.yaml; voices="--voices 20 --per-voice 3"
 [ "$size" = smoke ] && train_config=conf/train_smoke.yaml results=exp/RESULTS_smoke.md lm_steps=5 peers="test_real_digits:3 test:3 test_flite:3" tts_config=""
 [ "$size" = smoke-joint ] && train_config=conf/train_smoke_joint.yaml results=exp/RESULTS_smoke.md size=smoke lm_steps=5 peers="test_real_digits:3" tts_config=conf/tts_smoke.yaml voices="--voices 4 --per-voice 1 --plots 1"
 recipes/asr.sh --stage "$stage" --stop-stage "$stop_stage" --ngpu "$ngpu" --data-prep "local/data.sh --size $size" \
