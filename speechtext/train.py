@@ -295,7 +295,7 @@ class Trainer:
         per_epoch = len(self.train_set) // tc.accum_grad
         self.total_steps = self.step_cap = tc.max_steps or max(1, tc.max_epochs * per_epoch)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(tc.warmup_steps, self.total_steps, tc.final_lr_ratio))
-        self.valid_seconds, self.bar = 0.0, None
+        self.valid_seconds, self.bar, self.logged_plan = 0.0, None, self.total_steps
         self.precision = resolve_amp(tc.amp, ctx.device)
         self.autocast_dtype, use_scaler = amp_settings(self.precision)
         self.scaler = torch.amp.GradScaler(enabled=use_scaler)
@@ -480,9 +480,11 @@ class Trainer:
             last = int(plan.item())
         if last == self.total_steps:
             return
-        if self.ctx.main and (abs(last - self.total_steps) > 0.01 * self.total_steps or last == self.step):
+        # logged when the plan has moved 1 % from the last one logged: it drifts a step at a time
+        if self.ctx.main and (abs(last - self.logged_plan) > 0.01 * self.logged_plan or last == self.step):
             log.info("time budget %g min (train.max_minutes): %.1f spent, %.3f s a step; the run ends at step %d",
                      tc.max_minutes, self.clock.seconds() / 60, self.clock.loop_seconds() / self.step, last)
+            self.logged_plan = last
         self._set_last_step(last)
 
     def _catch_preemption(self) -> dict:

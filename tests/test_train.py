@@ -283,3 +283,15 @@ def test_a_time_budget_ends_the_run_with_its_decay_fitted_to_the_end(speech_dir,
     assert "the run ends at step" in (out / "train.log").read_text()
     state = load_checkpoint(str(out / "last.pt"))
     assert state["total_steps"] == training["steps"] and 0 < state["clock"]["loop_seconds"] < state["clock"]["seconds"]
+
+
+@pytest.mark.slow
+def test_a_time_budget_stops_every_rank_at_one_step(speech_dir, tmp_path):
+    """Under DDP the ranks take rank 0's plan: were they to plan apart, one would wait forever in the
+    next all-reduce and the run would time out."""
+    conf = tmp_path / "c.yaml"
+    save_config(tiny_config(max_steps=100_000, max_minutes=0.3, valid_interval=1000, save_interval=1000,
+                            log_interval=5), str(conf))
+    assert finish(torchrun(2, conf, speech_dir, tmp_path / "two"), timeout=120) == 0
+    training = json.load(open(tmp_path / "two" / "final" / "speechtext.json"))["training"]
+    assert 0 < training["steps"] < 100_000
