@@ -20,7 +20,6 @@ import signal
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,10 +32,11 @@ from .checkpoint import (CheckpointError, average_state_dicts, build_model, load
 from .config import Config, ConfigError, config_from_saved, config_to_dict, save_config
 from .data import read_data_dir
 from .decode import ctc_greedy
+from .distributed import Context, rank0_value, setup_distributed
 from .models.audio_encoder import frame_hop
 from .precision import bf16_supported
-from .schedule import FINISH_SECONDS, TrainClock, budget_steps, lr_lambda
 from .plots import plot_loss_curve
+from .schedule import FINISH_SECONDS, TrainClock, budget_steps, lr_lambda
 from .score import error_rates
 from .tokenizer import make_tokenizer, tokenizer_from_dict
 
@@ -57,31 +57,6 @@ def _ignore_preemption_signals(_worker_id: int) -> None:
     # process finishes the step, checkpoints and shuts the workers down itself).
     for sig in PREEMPTION_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
-
-
-@dataclass
-class Context:
-    rank: int = 0
-    world_size: int = 1
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed() -> Context:
-    """Join the DDP group when started by ``torchrun`` (``WORLD_SIZE`` > 1), else a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local)
-        device = torch.device("cuda", local)
-    else:
-        device = torch.device("cpu")
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Context(dist.get_rank() if world > 1 else 0, world, device)
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
@@ -474,10 +449,7 @@ class Trainer:
             return
         last = budget_steps(self.step, self.clock.loop_seconds(), self.clock.seconds(), tc.max_minutes * 60,
                             self.valid_seconds + FINISH_SECONDS, self.step_cap)
-        if self.ctx.world_size > 1:
-            plan = torch.tensor([last], device=self.ctx.device)
-            dist.broadcast(plan, src=0)
-            last = int(plan.item())
+        last = rank0_value(last, self.ctx)
         if last == self.total_steps:
             return
         # logged when the plan has moved 1 % from the last one logged: it drifts a step at a time
