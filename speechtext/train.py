@@ -62,14 +62,17 @@ def _ignore_preemption_signals(_worker_id: int) -> None:
 def resolve_amp(amp: str, device: torch.device) -> str:
     """The precision ``train.amp`` runs in on ``device``: ``none``, ``bf16`` or ``fp16``.
 
-    ``auto`` takes bf16 where the GPU or CPU has it natively, fp16 on older GPUs, and fp32 (``none``)
-    on a CPU without native bf16, where emulated bf16 autocast is about 16x slower than fp32.
-    ``bf16`` forced on such a CPU runs, with a warning that says so."""
+    ``auto`` takes bf16 on a GPU that has it, fp16 on older GPUs, and fp32 (``none``) on every CPU:
+    without native bf16 the autocast is emulated (about 16x slower than fp32), and with it the models
+    here still trained slower than in fp32 on every CPU measured (README "Training precision").
+    ``bf16`` asked for on a CPU runs, with a warning where it is emulated."""
     if amp not in ("auto", "none", "bf16", "fp16"):
         raise ConfigError(f"train.amp: '{amp}' is not one of auto, none, bf16, fp16")
     native = bf16_supported(device)
     if amp == "auto":
-        return "bf16" if native else ("fp16" if device.type == "cuda" else "none")
+        if device.type != "cuda":
+            return "none"
+        return "bf16" if native else "fp16"
     if amp == "fp16" and device.type != "cuda":
         raise ConfigError("train.amp: fp16 needs a GPU; use bf16 or none on CPU")
     if amp == "bf16" and not native:
