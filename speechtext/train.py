@@ -382,7 +382,7 @@ class Trainer:
 
     def fit(self) -> str | None:
         """Train to ``total_steps``; returns the final model directory (on rank 0)."""
-        self.bar = bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.ctx.main, desc="train", unit="step")
+        self.bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.ctx.main, desc="train", unit="step")
         workers = self.config.data.num_workers
         loader = torch.utils.data.DataLoader(self.train_set, batch_size=None, num_workers=workers,
                                              sampler=RunSampler(self.train_set, self.epoch, self.batch_index),
@@ -395,16 +395,16 @@ class Trainer:
         previous = self._catch_preemption()
         try:
             if self.step < self.total_steps:
-                self._run(loader, bar)
+                self._run(loader)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        bar.close()
+        self.bar.close()
         if not any(h.get("step") == self.step and "dev_loss" in h for h in self.history):
             self.validate_and_keep()
         return self.finish() if self.ctx.main else None
 
-    def _run(self, loader, bar) -> None:
+    def _run(self, loader) -> None:
         tc = self.config.train
         running, started = [], time.time()
         self.clock.enter_loop()
@@ -418,7 +418,7 @@ class Trainer:
                 continue
             grad_norm = self._optimizer_step()
             self.step += 1
-            bar.update(1)
+            self.bar.update(1)
             if self.step % tc.log_interval == 0 or self.step == self.total_steps:
                 self._log_train(running, grad_norm, time.time() - started)
                 running, started = [], time.time()
