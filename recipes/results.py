@@ -34,11 +34,15 @@ def precision_text(training: dict) -> str:
 
 
 def steps_text(training: dict) -> str:
-    """How many steps ran and, under a time budget (``train.max_minutes``), that the budget chose them."""
+    """How many steps ran and, under a time budget (``train.max_minutes``), whether the budget or the
+    step cap (``train.max_steps``) ended the run."""
     steps = f"{training.get('steps', '?')} steps"
     if training.get("max_minutes"):
-        steps += (f" in {training.get('minutes', '?')} min (the steps that fit the {training['max_minutes']:g}-minute "
-                  "budget on this machine: train.max_minutes)")
+        budget = f"{training['max_minutes']:g}-minute budget"
+        if training.get("steps") == training.get("max_steps"):
+            steps += f" in {training.get('minutes', '?')} min (all of train.max_steps: this machine did them within the {budget})"
+        else:
+            steps += f" in {training.get('minutes', '?')} min (the steps that fit the {budget} on this machine: train.max_minutes)"
     return f"{steps}, averaged {', '.join(training.get('averaged', []))}"
 
 

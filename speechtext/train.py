@@ -567,6 +567,7 @@ class Trainer:
         summary = {"averaged": [os.path.basename(p) for p in best], "steps": self.step,
                    f"best_dev_{self.rank_key}": self.scores[best[0]][0], "precision": self.precision,
                    "minutes": round(self.clock.seconds() / 60, 2), "max_minutes": self.config.train.max_minutes,
+                   "max_steps": self.step_cap,
                    **self.data_summary}
         save_model_dir(self.model, self.tokenizer, self.config, final, extra={"training": summary},
                        text_tokenizer=self.text_tokenizer, intents=self.intents)

@@ -14,6 +14,8 @@ from speechtext.checkpoint import CheckpointError, load_checkpoint, read_model_d
 from speechtext.config import save_config
 from speechtext.data import DataDirError, read_data_dir
 from speechtext.train import train
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes"))
+from results import steps_text  # noqa: E402
 from conftest import finish, joint_config, kill_and_resume, tiny_config, torchrun, train_cmd
 
 
@@ -279,13 +281,23 @@ def test_a_time_budget_ends_the_run_with_its_decay_fitted_to_the_end(speech_dir,
                   speech_dir, speech_dir, str(out))
     seconds = time.time() - started
     training = json.load(open(os.path.join(final, "speechtext.json")))["training"]
-    assert 0 < training["steps"] < 100_000 and training["max_minutes"] == 0.25
+    assert 0 < training["steps"] < 100_000 and training["max_minutes"] == 0.25 and training["max_steps"] == 100_000
     assert seconds < 15 + 10, f"a 15 s budget took {seconds:.0f} s"
+    assert "the steps that fit the 0.25-minute budget" in steps_text(training)
     logged = [json.loads(line) for line in open(out / "metrics.jsonl") if '"lr"' in line]
     assert logged[-1]["step"] == training["steps"] and logged[-1]["lr"] < 0.2 * 3e-3, logged[-1]
     assert "the run ends at step" in (out / "train.log").read_text()
     state = load_checkpoint(str(out / "last.pt"))
     assert state["total_steps"] == training["steps"] and 0 < state["clock"]["loop_seconds"] < state["clock"]["seconds"]
+
+
+def test_results_say_whether_the_budget_or_the_step_cap_ended_a_run(speech_dir, tmp_path):
+    """A run that does all its max_steps inside its budget must not be reported as cut by the budget."""
+    final = train(tiny_config(max_steps=6, max_minutes=5, valid_interval=1000, save_interval=1000, log_interval=2),
+                  speech_dir, speech_dir, str(tmp_path / "capped"))
+    training = json.load(open(os.path.join(final, "speechtext.json")))["training"]
+    assert training["steps"] == training["max_steps"] == 6
+    assert "all of train.max_steps" in steps_text(training) and "fit the" not in steps_text(training)
 
 
 @pytest.mark.slow
