@@ -39,10 +39,10 @@ def steps_text(training: dict) -> str:
     steps = f"{training.get('steps', '?')} steps"
     if training.get("max_minutes"):
         budget = f"{training['max_minutes']:g}-minute budget"
-        if training.get("steps") == training.get("max_steps"):
-            steps += f" in {training.get('minutes', '?')} min (all of train.max_steps: this machine did them within the {budget})"
-        else:
-            steps += f" in {training.get('minutes', '?')} min (the steps that fit the {budget} on this machine: train.max_minutes)"
+        why = (f"all of train.max_steps: this machine did them within the {budget}"
+               if training.get("steps") == training.get("max_steps")
+               else f"the steps that fit the {budget} on this machine: train.max_minutes")
+        steps += f" in {training.get('minutes', '?')} min ({why})"
     return f"{steps}, averaged {', '.join(training.get('averaged', []))}"
 
 
