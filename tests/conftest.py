@@ -55,6 +55,9 @@ def speech_dir(tmp_path_factory):
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the recipes' Python scripts (results.py, eval_peers.py, ...) are tested as modules; pytest loads this
+# file before any test module, so one entry here serves them all
+sys.path.insert(0, os.path.join(ROOT, "recipes"))
 
 
 def copy_egs(name: str, tmp_path):

@@ -7,10 +7,8 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "recipes"))
-import eval_peers  # noqa: E402
-from eval_peers import normalise, subset  # noqa: E402
+import eval_peers  # recipes/ is on sys.path: conftest.py
+from eval_peers import normalise, subset
 
 
 @pytest.mark.parametrize("text, expected", [

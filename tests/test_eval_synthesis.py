@@ -4,16 +4,14 @@ from __future__ import annotations
 import itertools
 import os
 import random
-import sys
 
 import librosa
 
 from speechtext.audio import load_audio
 from speechtext.data import read_data_dir
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "recipes"))
-from eval_synthesis import chance_nearest_of_draw, mcd_dtw  # noqa: E402
-from synthesize_set import average_voice, pairs_of  # noqa: E402
+from eval_synthesis import chance_nearest_of_draw, mcd_dtw  # recipes/ is on sys.path: conftest.py
+from synthesize_set import average_voice, pairs_of
 
 
 def test_mcd_dtw_is_zero_for_the_same_audio_and_tolerates_tempo(speech_dir):

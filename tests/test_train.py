@@ -14,8 +14,7 @@ from speechtext.checkpoint import CheckpointError, load_checkpoint, read_model_d
 from speechtext.config import save_config
 from speechtext.data import DataDirError, read_data_dir
 from speechtext.train import train
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes"))
-from results import steps_text  # noqa: E402
+from results import steps_text  # recipes/ is on sys.path: conftest.py
 from conftest import finish, joint_config, kill_and_resume, tiny_config, torchrun, train_cmd
 
 
