@@ -135,8 +135,10 @@ if run_stage 5; then
   fi
   if [ -f "$exp/final/text_tokenizer.json" ]; then
     log 5 "cross-modal evaluation: intents, zero-shot ($zeroshot_set), retrieval; plot $exp/embedding_space.png"
+    # closed-set intents also read the transcripts of the last (strongest) decoder listed
     timed 5 python3 "$(dirname "$0")/eval_crossmodal.py" --model "$exp/final" --intent-sets "$test_sets" \
-      --zeroshot-set "$zeroshot_set" --retrieval-sets "$test_sets" --plot "$exp/embedding_space.png"
+      --zeroshot-set "$zeroshot_set" --retrieval-sets "$test_sets" --plot "$exp/embedding_space.png" \
+      $(decoder_opts "${decoders##* }")
   fi
   if [ -n "$peer_sets" ]; then
     log 5 "peer recognisers on $peer_sets (at most $peer_max_utts utterances each; cached in exp/peers)"

@@ -1,7 +1,8 @@
 """Checkpoints and model directories.
 
 * A **model directory** holds ``config.yaml`` (the resolved config, plain values), ``tokenizer.json``,
-  ``model.safetensors`` and ``speechtext.json`` (format version). It alone rebuilds the model.
+  ``model.safetensors`` and ``speechtext.json`` (format version), and for a command model
+  ``text_tokenizer.json``, ``intents.json`` and ``transcript_intents.json``. It alone rebuilds the model.
 * A **training checkpoint** (``.pt``) adds optimizer, scheduler, step and RNG state; it holds only
   tensors and plain values and is read with ``torch.load(weights_only=True)``.
 
@@ -58,8 +59,9 @@ def load_checkpoint(path: str) -> dict:
 
 
 def save_model_dir(model, tokenizer, config, path: str, extra: dict | None = None, text_tokenizer=None,
-                   intents: list[str] | None = None) -> None:
-    """Write a self-contained model directory (replacing ``path`` atomically if it exists)."""
+                   intents: list[str] | None = None, transcript_intents=None) -> None:
+    """Write a self-contained model directory (replacing ``path`` atomically if it exists);
+    ``transcript_intents``: a :class:`~speechtext.intent_text.TranscriptIntents` to save with it."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
@@ -70,6 +72,8 @@ def save_model_dir(model, tokenizer, config, path: str, extra: dict | None = Non
     if intents:
         with open(os.path.join(tmp, INTENTS_FILE), "w", encoding="utf-8") as handle:
             json.dump(intents, handle, indent=0)
+    if transcript_intents is not None:
+        transcript_intents.save(tmp)
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(weights, os.path.join(tmp, WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
     meta = {"format_version": FORMAT_VERSION, "speechtext_version": __version__, **(extra or {})}

@@ -13,6 +13,24 @@ from .config import CommandOptions, LMConfig, SynthesisOptions, TranscribeOption
 DEFAULTS = TranscribeOptions()
 
 
+def decoding_options(command):
+    """The decoder's options (of :class:`~speechtext.config.TranscribeOptions`), shared by the commands that decode."""
+    options = [
+        click.option("--decoder", type=click.Choice(["greedy", "ctc", "attention", "joint"]), default=DEFAULTS.decoder,
+                     show_default=True, help="greedy: CTC best path; ctc: CTC prefix beam search; attention / joint: "
+                     "the attention decoder's beam search, joint adding CTC prefix scores."),
+        click.option("--beam", "beam_size", type=int, default=DEFAULTS.beam_size, show_default=True),
+        click.option("--ctc-weight", type=float, default=DEFAULTS.ctc_weight, show_default=True,
+                     help="Joint decoding: weight of CTC against the attention decoder."),
+        click.option("--lm", default=DEFAULTS.lm, metavar="LM", help="Shallow fusion with an LM directory (speechtext "
+                     "lm train) or an ARPA / KenLM binary n-gram file; needs --decoder joint or attention."),
+        click.option("--lm-weight", type=float, default=DEFAULTS.lm_weight, show_default=True),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _fail(message: str) -> None:
     click.echo(f"speechtext: error: {message}", err=True)
     sys.exit(2)
@@ -75,15 +93,7 @@ def cli() -> None:
               help="Longer inputs are transcribed in overlapping chunks of this length.")
 @click.option("--stride-seconds", type=float, default=DEFAULTS.stride_seconds, show_default=True,
               help="Context dropped at each inner chunk edge (less than half a chunk).")
-@click.option("--decoder", type=click.Choice(["greedy", "ctc", "attention", "joint"]), default=DEFAULTS.decoder,
-              show_default=True, help="greedy: CTC best path; ctc: CTC prefix beam search; attention / joint: the "
-              "attention decoder's beam search, joint adding CTC prefix scores.")
-@click.option("--beam", "beam_size", type=int, default=DEFAULTS.beam_size, show_default=True)
-@click.option("--ctc-weight", type=float, default=DEFAULTS.ctc_weight, show_default=True,
-              help="Joint decoding: weight of CTC against the attention decoder.")
-@click.option("--lm", default=DEFAULTS.lm, metavar="LM", help="Shallow fusion with an LM directory (speechtext lm "
-              "train) or an ARPA / KenLM binary n-gram file; needs --decoder joint or attention.")
-@click.option("--lm-weight", type=float, default=DEFAULTS.lm_weight, show_default=True)
+@decoding_options
 @click.option("--batch-seconds", type=float, default=DEFAULTS.batch_seconds, show_default=True)
 @click.option("--max-padding", type=float, default=DEFAULTS.max_padding, show_default=True,
               help="A batch takes no input shorter than (1 - this) x its longest; 1 packs by --batch-seconds alone.")
@@ -225,13 +235,19 @@ def split_markers(args: tuple[str, ...], markers: tuple[str, ...]) -> dict[str, 
               help="Answer <none> below this audio-command cosine similarity.")
 @click.option("--acoustic-weight", type=float, default=CommandOptions.acoustic_weight, show_default=True,
               help="Weight of the recogniser's CTC likelihood of each command's spelling; 0 ignores it.")
+@click.option("--intent-from", type=click.Choice(["audio", "transcript", "both"]), default=CommandOptions.intent_from,
+              show_default=True, help="Closed-set intents: the intent head, the transcript classifier on what the "
+              "recogniser heard (with --decoder, --lm, ...), or both multiplied.")
+@decoding_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--plot-attention", default=None, metavar="PNG", help="Plot the fusion attention of each input's best command.")
-def command(model_dir, args, commands_file, threshold, acoustic_weight, fmt, plot_attention) -> None:
+def command(model_dir, args, commands_file, threshold, acoustic_weight, intent_from, fmt, plot_attention,
+            **decoding) -> None:
     """Recognise voice commands: AUDIO... [--commands "turn on the lights" "stop the music" ...].
 
     With candidate commands (free text, zero-shot) prints the best one, its score and the runner-up;
-    without, the closed-set intent of a model trained on intents.
+    without, the closed-set intent of a model trained on intents (best read from a joint + LM
+    transcript as well as the audio: --decoder joint --lm LM).
     """
     from . import load_model
     from .crossmodal import CommandError, plot_command_attention
@@ -245,7 +261,8 @@ def command(model_dir, args, commands_file, threshold, acoustic_weight, fmt, plo
     try:
         pipeline = load_model(model_dir)
         results = pipeline.classify_command(expand_inputs(tuple(groups[""])), commands=commands, threshold=threshold,
-                                              acoustic_weight=acoustic_weight)
+                                              acoustic_weight=acoustic_weight, intent_from=intent_from,
+                                              options=TranscribeOptions(**decoding))
     except CommandError as exc:
         _fail(f"{commands_file}: {exc} (numbered from --commands, then the file's lines)" if commands_file else str(exc))
     except (TextTokenizerError, ValueError, FileNotFoundError) as exc:

@@ -216,6 +216,10 @@ class CommandOptions:
 
     threshold: float | None = None  # answer <none> below this audio-command cosine
     acoustic_weight: float = 1.0  # weight of the CTC log-likelihood of a command's spelling; 0: fusion + cosine only
+    # closed-set intents: the intent head (audio), the transcript intent classifier on what the
+    # recogniser heard with the TranscribeOptions' decoder (transcript), or their posteriors multiplied
+    # (both; a model saved without the transcript classifier uses the audio alone)
+    intent_from: str = "both"
     shortlist: int = 50  # text search: candidates (half by the CTC best path's spelling, half by the shared space) re-scored in full
 
 

@@ -15,7 +15,11 @@ import torch
 
 from .config import CommandOptions, TranscribeOptions
 from .models.model import ctc_log_likelihood
+from .recognition import check_options, decode_loaded
 from .runner import encode_loaded, normalise_inputs, run_batches
+
+
+INTENT_SOURCES = ("audio", "transcript", "both")
 
 
 class CommandError(ValueError):
@@ -42,6 +46,7 @@ class CommandResult:
     runner_up: str | None = None
     runner_up_score: float | None = None
     similarity: float | None = None
+    transcript: str | None = None  # what the recogniser heard, when the closed-set intent read it
     error: str | None = None
 
     def to_dict(self) -> dict:
@@ -150,9 +155,11 @@ def _pair_scores(pipeline, audio: dict, cands: _Candidates, pairs, acoustic_weig
 
 def classify_command(pipeline, inputs, commands=None, threshold: float | None = CommandOptions.threshold,
                      options: TranscribeOptions | None = None, progress: bool = False,
-                     acoustic_weight: float = CommandOptions.acoustic_weight) -> list[CommandResult]:
+                     acoustic_weight: float = CommandOptions.acoustic_weight,
+                     intent_from: str = CommandOptions.intent_from) -> list[CommandResult]:
     """Best of free-text ``commands`` (zero-shot) for each input, or, without commands, the
-    closed-set intent. Below ``threshold`` similarity the answer is ``<none>``."""
+    closed-set intent from ``intent_from`` (see :class:`~speechtext.config.CommandOptions`; the
+    transcript is decoded with ``options``). Below ``threshold`` similarity the answer is ``<none>``."""
     _require_text(pipeline)
     opts = options or TranscribeOptions()
     if commands is not None:
@@ -160,12 +167,16 @@ def classify_command(pipeline, inputs, commands=None, threshold: float | None = 
         cands = _candidates(pipeline, commands)
     elif not pipeline.intents:
         raise CommandError(f"{pipeline.path}: the model has no intent classifier; give the candidate commands")
+    else:
+        intent_from = _intent_source(pipeline, intent_from, opts)
     items, specs = normalise_inputs(inputs, CommandResult)
 
     def process(loaded):
         if commands is None:
-            logits = pipeline.audio_outputs(loaded, opts.precision, ("intent_logits",))["intent_logits"]
-            probs, labels, similarity = logits.softmax(-1), pipeline.intents, None
+            log_probs, heard = _intent_log_probs(pipeline, loaded, opts, intent_from)
+            probs, labels, similarity = log_probs.softmax(-1), pipeline.intents, None
+            for (i, _), text in zip(loaded, heard or []):
+                items[i].transcript = text
         else:
             audio = pipeline.audio_outputs(loaded, opts.precision, _audio_needs(acoustic_weight, cands))
             batch, count = len(loaded), len(commands)
@@ -177,6 +188,39 @@ def classify_command(pipeline, inputs, commands=None, threshold: float | None = 
 
     run_batches(items, specs, opts, process, progress)
     return items
+
+
+def _intent_source(pipeline, intent_from: str, opts: TranscribeOptions) -> str:
+    """``intent_from`` checked against what the model has: ``both`` falls back to ``audio`` for a
+    model saved without a transcript classifier; ``transcript`` without one is an error."""
+    if intent_from not in INTENT_SOURCES:
+        raise CommandError(f"intent_from must be one of {', '.join(INTENT_SOURCES)}, not {intent_from!r}")
+    if intent_from == "audio":
+        return intent_from
+    if pipeline.transcript_intents is None or "ctc" not in pipeline.heads:
+        if intent_from == "transcript":
+            raise CommandError(f"{pipeline.path}: this model has no transcript intent classifier (models trained "
+                               "before it existed, or an old ONNX export); use intent_from audio or train again")
+        return "audio"
+    if pipeline.transcript_intents.intents != list(pipeline.intents):
+        raise CommandError(f"{pipeline.path}: the transcript intent classifier's intents differ from the model's")
+    check_options(pipeline, opts)
+    return intent_from
+
+
+@torch.inference_mode()
+def _intent_log_probs(pipeline, loaded, opts: TranscribeOptions, intent_from: str):
+    """``(B, I)`` intent log-posteriors of loaded inputs (the product of the sources', renormalised by
+    the caller's softmax), and what the recogniser heard (``None`` from the audio alone)."""
+    log_probs, heard = 0.0, None
+    if intent_from != "transcript":
+        logits = pipeline.audio_outputs(loaded, opts.precision, ("intent_logits",))["intent_logits"]
+        log_probs = logits.float().log_softmax(-1)
+    if intent_from != "audio":
+        best, _ = decode_loaded(pipeline, loaded, opts)
+        heard = [pipeline.tokenizer.decode(ids) for ids in best]
+        log_probs = log_probs + pipeline.transcript_intents.log_probs(heard).to(pipeline.device)
+    return log_probs, heard
 
 
 def search_texts(pipeline, inputs, texts: list[str], top_k: int = 5, shortlist: int = CommandOptions.shortlist,

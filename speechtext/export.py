@@ -17,8 +17,8 @@ Separate graphs, as icefall's and sherpa-onnx's exports split theirs:
   → ``match (P,)``.
 
 Batch, time, token and cache axes are dynamic. Everything needed to use the graphs rides in the
-recogniser's ONNX metadata (:data:`METADATA_KEYS`): the vocabularies (recogniser and text), intents,
-sample rate, frame hop and shift, waveform normalisation, the other graphs' file names, the
+recogniser's ONNX metadata (:data:`METADATA_KEYS`): the vocabularies (recogniser and text), intents
+and the transcript intent classifier, sample rate, frame hop and shift, waveform normalisation, the other graphs' file names, the
 shared space's scale, the format version. ``--quantize int8`` applies ONNX Runtime's dynamic
 quantization (int8 weights, activations quantized per call) to the matrix multiplications.
 """
@@ -44,7 +44,7 @@ MODEL_TYPE = "speechtext-recogniser"
 METADATA_KEYS = ("speechtext_onnx_format", "model_type", "speechtext_version", "tokenizer", "sample_rate",
                  "frame_hop", "frame_shift", "normalize_waveform", "per_utterance_frontend", "heads", "graphs",
                  "outputs", "quantization", "sos_eos", "fusion_layers", "fusion_heads", "fusion_head_dim",
-                 "text_tokenizer", "intents", "logit_scale")
+                 "text_tokenizer", "intents", "logit_scale", "transcript_intents")
 OPSET = 18
 
 
@@ -220,6 +220,8 @@ def _metadata(pipeline, graphs: dict[str, str], quantize: str | None) -> dict[st
     if "command" in model.heads:
         meta.update(text_tokenizer=pipeline.text_tokenizer.to_json(), intents=json.dumps(pipeline.intents or []),
                     logit_scale=repr(float(model.shared_space.scale().detach())))
+        if pipeline.transcript_intents is not None:
+            meta["transcript_intents"] = pipeline.transcript_intents.to_json()
     if "decoder" in graphs:
         layers, heads, head_dim = _cache_shape(model)
         meta.update(sos_eos=str(model.heads["attention"].sos_eos), fusion_layers=str(layers), fusion_heads=str(heads),

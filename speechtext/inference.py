@@ -48,9 +48,12 @@ class Pipeline:
 
     def classify_command(self, inputs, commands=None, threshold: float | None = CommandOptions.threshold,
                          options: TranscribeOptions | None = None, progress: bool = False,
-                         acoustic_weight: float = CommandOptions.acoustic_weight):
-        """Best free-text command (zero-shot) or, without ``commands``, the closed-set intent, per input."""
-        return crossmodal.classify_command(self, inputs, commands, threshold, options, progress, acoustic_weight)
+                         acoustic_weight: float = CommandOptions.acoustic_weight,
+                         intent_from: str = CommandOptions.intent_from):
+        """Best free-text command (zero-shot) or, without ``commands``, the closed-set intent, per input;
+        ``intent_from``: audio | transcript (decoded with ``options``) | both."""
+        return crossmodal.classify_command(self, inputs, commands, threshold, options, progress, acoustic_weight,
+                                           intent_from)
 
     def search_texts(self, inputs, texts: list[str], top_k: int = 5, **kwargs):
         """Audio -> text search: the best ``top_k`` of ``texts`` per input (see :func:`speechtext.crossmodal.search_texts`)."""
@@ -64,11 +67,12 @@ class SpeechTextPipeline(Pipeline):
     backend = "torch"
 
     def __init__(self, model, tokenizer, config, device: str = "cpu", path: str | None = None, text_tokenizer=None,
-                 intents: list[str] | None = None):
+                 intents: list[str] | None = None, transcript_intents=None):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer, self.config, self.path = tokenizer, config, path
         self.text_tokenizer, self.intents = text_tokenizer, intents
+        self.transcript_intents = transcript_intents  # an intent_text.TranscriptIntents, or None
         self.cache: dict = {}  # what a head loads once per pipeline (e.g. the external LM)
 
     def align(self, utterances, options: TranscribeOptions | None = None, progress: bool = False):
@@ -154,6 +158,7 @@ def load_model(path: str, device: str = "cpu", backend: str = "torch"):
     from .archive import is_archive, open_archive
     from .checkpoint import META_FILE
     from .hf_import import import_hf_ctc
+    from .intent_text import TranscriptIntents
 
     if backend not in ("torch", "onnxruntime"):
         raise ValueError(f"backend must be torch or onnxruntime, not {backend!r}")
@@ -172,7 +177,7 @@ def load_model(path: str, device: str = "cpu", backend: str = "torch"):
         text_tokenizer, intents = read_text_vocabularies(path)
         model = build_model(config, tokenizer, weights, text_tokenizer=text_tokenizer, intents=intents)
         return SpeechTextPipeline(model, tokenizer, config, device=device, path=path, text_tokenizer=text_tokenizer,
-                                  intents=intents)
+                                  intents=intents, transcript_intents=TranscriptIntents.load(path) if intents else None)
     if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
         raise FileNotFoundError(f"{path}: neither a speechtext model directory nor a Hugging Face checkpoint")
     try:

@@ -89,12 +89,16 @@ class OnnxPipeline(Pipeline):
         self.tokenizer = tokenizer_from_dict(json.loads(self.meta["tokenizer"]), path)
         self.normalize = self.meta["normalize_waveform"] == "1"
         self.outputs, self.graphs = self.meta["outputs"].split(","), json.loads(self.meta["graphs"])
-        self.text_tokenizer, self.intents, self._sessions = None, None, {}
+        self.text_tokenizer, self.intents, self.transcript_intents, self._sessions = None, None, None, {}
         if "text_tokenizer" in self.meta:
             from .text_tokenizer import TextTokenizer
 
             self.text_tokenizer = TextTokenizer.from_json(self.meta["text_tokenizer"])
             self.intents = json.loads(self.meta["intents"]) or None
+        if "transcript_intents" in self.meta:
+            from .intent_text import TranscriptIntents
+
+            self.transcript_intents = TranscriptIntents.from_json(self.meta["transcript_intents"], where=path)
 
     @property
     def heads(self) -> list[str]:

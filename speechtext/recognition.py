@@ -52,7 +52,7 @@ def transcribe(pipeline, inputs, options: TranscribeOptions | None = None, progr
     items, specs = normalise_inputs(inputs, Transcript)
 
     def process(loaded):
-        best, words = _decode(pipeline, loaded, opts)
+        best, words = decode_loaded(pipeline, loaded, opts)
         for (i, wave), ids, w in zip(loaded, best, words):
             items[i].tokens, items[i].text, items[i].words = ids, pipeline.tokenizer.decode(ids), w
             items[i].duration = round(len(wave) / SAMPLE_RATE, 3)
@@ -96,7 +96,7 @@ def _lm(pipeline, path: str):
 
 
 @torch.inference_mode()
-def _decode(pipeline, loaded, opts: TranscribeOptions, offsets=None):
+def decode_loaded(pipeline, loaded, opts: TranscribeOptions, offsets=None):
     """Token ids and (with timestamps or ``offsets``, the chunks' start times) words per loaded input."""
     attention = opts.decoder in ("attention", "joint")
     log_probs, frame_lengths, decoder = pipeline.recognition_outputs(loaded, opts.precision, attention)
@@ -137,7 +137,7 @@ def _transcribe_long(pipeline, item: Transcript, spec: AudioSpec, seconds: float
             group = windows[k:k + per_batch]
             loaded = [(j, load_audio(AudioSpec(spec.source, spec.start + a, spec.start + b)))
                       for j, (a, b, _, _) in enumerate(group)]
-            pieces += _decode(pipeline, loaded, opts, offsets=[a for a, _, _, _ in group])[1]
+            pieces += decode_loaded(pipeline, loaded, opts, offsets=[a for a, _, _, _ in group])[1]
     except AudioError as exc:
         item.error = str(exc)
         return

@@ -256,6 +256,7 @@ class Trainer:
         train_data, valid_data = read_data_dir(train_dir), read_data_dir(valid_dir)
         self.speakers = sorted({u.speaker for u in train_data if u.speaker})
         self.model = self._build(config, state, train_data).to(ctx.device)
+        self.intent_examples = [(u.text or "", u.intent) for u in train_data if u.intent in (self.intents or ())]
         config = self.config
         trainable = set_trainable(self.model, tc.trainable)
         self._make_loaders(train_data, valid_data)
@@ -570,9 +571,22 @@ class Trainer:
                    "max_steps": self.step_cap,
                    **self.data_summary}
         save_model_dir(self.model, self.tokenizer, self.config, final, extra={"training": summary},
-                       text_tokenizer=self.text_tokenizer, intents=self.intents)
+                       text_tokenizer=self.text_tokenizer, intents=self.intents,
+                       transcript_intents=self._transcript_intents())
         log.info("averaged %s into %s", ", ".join(summary["averaged"]), final)
         return final
+
+
+    def _transcript_intents(self):
+        """The transcript intent classifier: fitted on this run's labelled transcripts, or, for a synthesis
+        run (which leaves the command head as it was), the ``train.init_from`` model's; else ``None``."""
+        from .intent_text import TranscriptIntents, fit_transcript_intents
+
+        if self.intent_examples and self.config.train.task != "synthesis":
+            texts, labels = zip(*self.intent_examples)
+            return fit_transcript_intents(list(texts), list(labels), self.intents)
+        init_from = self.config.train.init_from
+        return TranscriptIntents.load(init_from) if init_from and self.intents else None
 
 
 def train(config: Config, train_dir: str, valid_dir: str, out_dir: str, resume: bool = False) -> str | None:

@@ -1,6 +1,7 @@
 """A model with text encoder, shared space, fusion and command head, trained jointly with CTC."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 
 import speechtext
 from speechtext.audio import load_audio
+from speechtext.config import TranscribeOptions
 from speechtext.crossmodal import CommandError
 from speechtext.text_tokenizer import TextTokenizerError
 from speechtext.train import train
@@ -49,6 +51,37 @@ def test_closed_set_and_zero_shot_commands(joint_model, speech_dir):
     assert all(r.score >= r.runner_up_score and -1 <= r.similarity <= 1 for r in zero)
     none = model.classify_command(wavs(speech_dir)[:1], commands=commands, threshold=1.01)
     assert none[0].command == "<none>"
+
+
+def test_closed_set_intents_from_the_audio_the_transcript_or_both(joint_model, speech_dir):
+    model = speechtext.load_model(joint_model)
+    assert model.transcript_intents.intents == model.intents
+    for path in wavs(speech_dir)[:3]:  # one input per call: a batch of one, as audio_outputs below
+        heard = model.transcribe([path])[0].text
+        audio, text, both = (model.classify_command([path], intent_from=source)[0]
+                             for source in ("audio", "transcript", "both"))
+        assert audio.transcript is None and text.transcript == both.transcript == heard
+        from_text = model.transcript_intents.log_probs([heard])
+        assert text.command == model.intents[int(from_text.argmax())]
+        logits = model.audio_outputs([(0, load_audio(path))], "auto", ("intent_logits",))["intent_logits"]
+        product = (logits.log_softmax(-1) + from_text).softmax(-1)[0]  # the two posteriors, renormalised
+        assert both.command == model.intents[int(product.argmax())] and both.score == pytest.approx(float(product.max()), abs=1e-4)
+        assert audio.command == model.intents[int(logits.argmax())]
+
+
+def test_a_model_without_the_transcript_classifier_reads_intents_from_the_audio(joint_model, speech_dir, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(joint_model, old)
+    os.remove(old / "transcript_intents.json")
+    model, files = speechtext.load_model(str(old)), wavs(speech_dir)[:3]
+    assert model.transcript_intents is None
+    assert [r.command for r in model.classify_command(files)] == [r.command for r in model.classify_command(files, intent_from="audio")]
+    with pytest.raises(CommandError, match="no transcript intent classifier"):
+        model.classify_command(files, intent_from="transcript")
+    with pytest.raises(CommandError, match="intent_from must be one of audio, transcript, both"):
+        model.classify_command(files, intent_from="text")
+    with pytest.raises(ValueError, match="add --decoder joint"):  # the transcript's decoding options are checked
+        speechtext.load_model(joint_model).classify_command(files, options=TranscribeOptions(lm="lm"))
 
 
 def test_acoustic_score_is_the_ctc_likelihood_of_each_pair(joint_model, speech_dir):
@@ -169,6 +202,9 @@ def test_command_cli_zero_shot_closed_set_and_attention_plot(joint_model, speech
     assert all((tmp_path / f"att-{os.path.splitext(os.path.basename(f))[0]}.png").stat().st_size > 1000 for f in files)
     closed = cli("command", joint_model, files[0])
     assert closed.returncode == 0 and closed.stdout.split("\t")[1] in speechtext.load_model(joint_model).intents
+    heard = cli("command", joint_model, files[0], "--intent-from", "transcript", "--format", "json")
+    row = json.loads(heard.stdout)
+    assert heard.returncode == 0 and row["transcript"] == speechtext.load_model(joint_model).transcribe([files[0]])[0].text
 
 
 def test_command_cli_bad_command_lists(joint_model, speech_dir, tmp_path):

@@ -193,6 +193,7 @@ def test_command_head_through_onnx_matches_pytorch(joint_dir, twenty_files, tmp_
     paths = export_onnx(joint_dir, str(tmp_path / "joint.onnx"))
     assert sorted(os.path.basename(p) for p in paths) == ["joint.command.onnx", "joint.onnx", "joint.text.onnx"]
     ours, theirs = speechtext.load_model(joint_dir), speechtext.load_model(paths[0])
+    assert theirs.transcript_intents.to_json() == ours.transcript_intents.to_json()
     files = twenty_files[:5] + ["/no/such.wav"]
     commands = ["turn on the lights", "stop the music", "play the next song", "call five one two"]
     for kwargs in ({}, {"commands": commands}, {"commands": commands, "acoustic_weight": 0.0}):

@@ -48,8 +48,8 @@ def test_synth_commands_joint_smoke(tmp_path):
     recipe, out = run_recipe(tmp_path, "--size", "smoke-joint")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     results = (recipe / "exp" / "RESULTS_smoke.md").read_text()
-    for metric in ("test/intent_acc", "test_zeroshot/zeroshot_acc@10", "test_zeroshot/zeroshot_acc@10_no_acoustic",
-                   "test/a2t_R@1", "test/space_a2t_R@1", "test_flite/space_t2a_R@10"):
+    for metric in ("test/intent_acc", "test/intent_acc_audio", "test/intent_acc_transcript",
+                   "test_zeroshot/zeroshot_acc@10", "test_zeroshot/zeroshot_acc@10_no_acoustic", "test/a2t_R@1", "test/space_a2t_R@1", "test_flite/space_t2a_R@10"):
         assert f"| {metric} |" in results
     assert (recipe / "exp" / "train_smoke_joint" / "embedding_space.png").stat().st_size > 5000
     train_texts = {line.split(" ", 1)[1] for line in open(recipe / "data" / "train" / "text")}

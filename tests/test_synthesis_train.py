@@ -116,6 +116,8 @@ def test_synthesis_training_keeps_the_backbone_and_adds_the_head(joint_dir, spee
     pipeline = load_model(out)
     assert pipeline.config.model.heads == ["ctc", "command", "synthesis"]
     assert pipeline.config.model.synthesis.num_speakers == 4
+    same = lambda name: open(os.path.join(joint_dir, name)).read() == open(os.path.join(out, name)).read()
+    assert same("intents.json") and same("transcript_intents.json")  # the command model's, kept as they were
     rows = [json.loads(line) for line in open(tmp_path / "tts" / "metrics.jsonl")]
     dev = [r for r in rows if "dev_postnet" in r]
     assert dev and all(r["dev_postnet"] > 0 for r in dev) and (tmp_path / "tts" / "loss_curve.png").exists()
