@@ -58,6 +58,19 @@ def load_checkpoint(path: str) -> dict:
     return state
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_weights(weights: dict, path: str, metadata: dict | None = None) -> None:
+    """Write tensors to a safetensors file readable as the umask allows (safetensors itself writes
+    0600, so a model directory copied to a shared disk would be unreadable to the rest of the group)."""
+    save_file(weights, path, metadata=metadata)
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def save_model_dir(model, tokenizer, config, path: str, extra: dict | None = None, text_tokenizer=None,
                    intents: list[str] | None = None, transcript_intents=None) -> None:
     """Write a self-contained model directory (replacing ``path`` atomically if it exists);
@@ -65,6 +78,7 @@ def save_model_dir(model, tokenizer, config, path: str, extra: dict | None = Non
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would outlive the rename
     save_config(config, os.path.join(tmp, "config.yaml"))
     tokenizer.save(tmp)
     if text_tokenizer is not None:
@@ -75,7 +89,7 @@ def save_model_dir(model, tokenizer, config, path: str, extra: dict | None = Non
     if transcript_intents is not None:
         transcript_intents.save(tmp)
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(weights, os.path.join(tmp, WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
+    save_weights(weights, os.path.join(tmp, WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
     meta = {"format_version": FORMAT_VERSION, "speechtext_version": __version__, **(extra or {})}
     with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as handle:
         json.dump(meta, handle, indent=1)

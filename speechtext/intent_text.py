@@ -117,3 +117,12 @@ def fit_transcript_intents(texts: list[str], labels: list[str], intents: list[st
 
     optimizer.step(closure)
     return TranscriptIntents(grams, intents, weight.detach(), bias.detach())
+
+
+def run_classifier(examples: list[tuple[str, str]], intents: list[str] | None, train_config) -> TranscriptIntents | None:
+    """What a training run saves: the classifier fitted on its ``(transcript, intent)`` examples, or,
+    for a synthesis run (which leaves the command head as it was), its ``train.init_from`` model's."""
+    if examples and train_config.task != "synthesis":
+        texts, labels = zip(*examples)
+        return fit_transcript_intents(list(texts), list(labels), intents)
+    return TranscriptIntents.load(train_config.init_from) if train_config.init_from and intents else None

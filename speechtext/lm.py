@@ -80,7 +80,7 @@ def train_lm(text_path: str, tokenizer, out_dir: str, cfg: LMConfig | None = Non
              progress: bool = True) -> str:
     """Train a :class:`TokenLM` on a text file with the recogniser's ``tokenizer``; writes ``out_dir``
     (atomically: a temporary directory renamed at the end) and a ``train.log`` with perplexities."""
-    from safetensors.torch import save_file
+    from .checkpoint import save_weights
     from tqdm import tqdm
 
     cfg = cfg or LMConfig()
@@ -106,7 +106,7 @@ def train_lm(text_path: str, tokenizer, out_dir: str, cfg: LMConfig | None = Non
             log.append(f"step {step} train ppl/token {math.exp(loss.item()):.3f}" + _held_out(lm, held))
     tmp = out_dir.rstrip("/") + ".tmp"
     os.makedirs(tmp, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in lm.state_dict().items()}, os.path.join(tmp, "model.safetensors"))
+    save_weights({k: v.contiguous() for k, v in lm.state_dict().items()}, os.path.join(tmp, "model.safetensors"))
     tokenizer.save(tmp)
     with open(os.path.join(tmp, LM_FILE), "w", encoding="utf-8") as handle:
         json.dump({"kind": "token-lstm", "format_version": LM_FORMAT_VERSION, "config": asdict(cfg)}, handle, indent=1)

@@ -90,6 +90,7 @@ class OnnxPipeline(Pipeline):
         self.normalize = self.meta["normalize_waveform"] == "1"
         self.outputs, self.graphs = self.meta["outputs"].split(","), json.loads(self.meta["graphs"])
         self.text_tokenizer, self.intents, self.transcript_intents, self._sessions = None, None, None, {}
+        self._last = None  # (loaded inputs, outputs) of the last batch
         if "text_tokenizer" in self.meta:
             from .text_tokenizer import TextTokenizer
 
@@ -127,9 +128,17 @@ class OnnxPipeline(Pipeline):
         return self.session.run(None, {"waveforms": waveforms.numpy(), "lengths": lengths.numpy()})
 
     def _outputs(self, loaded, precision: str) -> dict[str, np.ndarray]:
+        """The recogniser graph's outputs for loaded inputs; the last batch's are remembered (see
+        :func:`speechtext.runner.encode_loaded`)."""
         if precision == "bf16":
             raise ValueError(f"{self.path}: the onnxruntime backend runs fp32 or int8 graphs, not bf16; "
                              "use --precision auto/fp32 (export with --quantize int8 for speed)")
+        if self._last is not None and self._last[0] is loaded:
+            return self._last[1]
+        self._last = (loaded, self._run_graph(loaded))
+        return self._last[1]
+
+    def _run_graph(self, loaded) -> dict[str, np.ndarray]:
         waves = [wave for _, wave in loaded]
         if self.meta["per_utterance_frontend"] == "1" and len(waves) > 1:
             # GroupNorm front ends normalise over time, so padding would change every frame: one at a time.

@@ -48,11 +48,16 @@ def autocast(device: torch.device, precision: str):
 @torch.inference_mode()
 def encode_loaded(pipeline, loaded, precision: str):
     """Encoder frames of loaded inputs ``[(index, samples), ...]``: ``(frames (B, T, H) float32,
-    frame_lengths (B,))``."""
+    frame_lengths (B,))``. The last batch's are remembered, so that two heads reading one batch
+    (intents from the audio and the transcript) run the encoder once."""
+    last = pipeline.cache.get("encoded")
+    if last is not None and last[0] is loaded and last[1] == precision:
+        return last[2]
     waveforms, lengths = pad_waveforms([wave for _, wave in loaded], pipeline.config.model.normalize_waveform)
     with autocast(pipeline.device, precision):
         frames, frame_lengths = pipeline.model.encode(waveforms.to(pipeline.device), lengths.to(pipeline.device))
-    return frames.float(), frame_lengths
+    pipeline.cache["encoded"] = (loaded, precision, (frames.float(), frame_lengths))
+    return pipeline.cache["encoded"][2]
 
 
 def plan_batches(items, specs: list[AudioSpec], opts: TranscribeOptions, chunked: bool = False):

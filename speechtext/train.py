@@ -33,6 +33,7 @@ from .config import Config, ConfigError, config_from_saved, config_to_dict, save
 from .data import read_data_dir
 from .decode import ctc_greedy
 from .distributed import Context, rank0_value, setup_distributed
+from .intent_text import run_classifier
 from .models.audio_encoder import frame_hop
 from .precision import bf16_supported
 from .plots import plot_loss_curve
@@ -572,21 +573,10 @@ class Trainer:
                    **self.data_summary}
         save_model_dir(self.model, self.tokenizer, self.config, final, extra={"training": summary},
                        text_tokenizer=self.text_tokenizer, intents=self.intents,
-                       transcript_intents=self._transcript_intents())
+                       transcript_intents=run_classifier(self.intent_examples, self.intents, self.config.train))
         log.info("averaged %s into %s", ", ".join(summary["averaged"]), final)
         return final
 
-
-    def _transcript_intents(self):
-        """The transcript intent classifier: fitted on this run's labelled transcripts, or, for a synthesis
-        run (which leaves the command head as it was), the ``train.init_from`` model's; else ``None``."""
-        from .intent_text import TranscriptIntents, fit_transcript_intents
-
-        if self.intent_examples and self.config.train.task != "synthesis":
-            texts, labels = zip(*self.intent_examples)
-            return fit_transcript_intents(list(texts), list(labels), self.intents)
-        init_from = self.config.train.init_from
-        return TranscriptIntents.load(init_from) if init_from and self.intents else None
 
 
 def train(config: Config, train_dir: str, valid_dir: str, out_dir: str, resume: bool = False) -> str | None:

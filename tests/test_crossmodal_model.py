@@ -23,8 +23,12 @@ def joint_model(speech_dir, tmp_path_factory):
 
 
 def test_joint_training_logs_every_loss_and_saves_vocabularies(joint_model, speech_dir):
-    for name in ("text_tokenizer.json", "intents.json", "model.safetensors"):
+    for name in ("text_tokenizer.json", "intents.json", "model.safetensors", "transcript_intents.json"):
         assert os.path.exists(os.path.join(joint_model, name))
+    mask = os.umask(0)
+    os.umask(mask)  # readable as the umask allows, not mkdtemp's 0700 and safetensors' 0600
+    assert os.stat(joint_model).st_mode & 0o777 == 0o777 & ~mask
+    assert os.stat(os.path.join(joint_model, "model.safetensors")).st_mode & 0o777 == 0o666 & ~mask
     first = json.loads(open(os.path.join(os.path.dirname(joint_model), "metrics.jsonl")).readline())
     assert {"ctc", "contrastive", "command", "intent"} <= set(first)
     model = speechtext.load_model(joint_model)

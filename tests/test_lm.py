@@ -37,6 +37,9 @@ def test_token_lm_learns_its_text(lm_dir, trained_model):
     assert next_token(scorer, tokenizer, "stop the musi") == "c"
     assert next_token(scorer, tokenizer, "stop the music") == "<eos>"
     assert "held-out ppl/token" in open(os.path.join(lm_dir, "train.log")).read()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(os.path.join(lm_dir, "model.safetensors")).st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_lm_fusion_in_joint_decoding(lm_dir, speech_dir, tmp_path):
