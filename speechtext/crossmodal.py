@@ -2,8 +2,9 @@
 
 The functions take a pipeline (:class:`~speechtext.inference.SpeechTextPipeline`, or the ONNX Runtime
 one) and reach its model only through four calls: ``audio_outputs``, ``text_outputs``, ``match_scores``
-and ``logit_scale``. The pipeline exposes them as ``embed_audio``, ``embed_text``, ``classify_command``
-and ``search_texts``.
+and ``logit_scale``; closed-set intents read from the transcript also decode through
+:func:`speechtext.recognition.decode_loaded` and score with the pipeline's ``transcript_intents``.
+The pipeline exposes them as ``embed_audio``, ``embed_text``, ``classify_command`` and ``search_texts``.
 """
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ class SpeechTextPipeline(Pipeline):
         self.tokenizer, self.config, self.path = tokenizer, config, path
         self.text_tokenizer, self.intents = text_tokenizer, intents
         self.transcript_intents = transcript_intents  # an intent_text.TranscriptIntents, or None
-        self.cache: dict = {}  # what a head loads once per pipeline (e.g. the external LM)
+        self.cache: dict = {}  # what a head loads once per pipeline (the external LM), the last batch's frames
 
     def align(self, utterances, options: TranscribeOptions | None = None, progress: bool = False):
         """Force-align each utterance's reference text to its audio (see :func:`speechtext.align.align_utterances`)."""
