@@ -59,7 +59,9 @@ def load_checkpoint(path: str) -> dict:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    # Read by setting it: briefly to the strictest mask, so that a file another thread creates in
+    # that moment is kept private rather than opened up.
+    mask = os.umask(0o077)
     os.umask(mask)
     return mask
 

@@ -8,7 +8,7 @@ from dataclasses import fields
 
 import click
 
-from .config import CommandOptions, LMConfig, SynthesisOptions, TranscribeOptions
+from .config import INTENT_SOURCES, CommandOptions, LMConfig, SynthesisOptions, TranscribeOptions
 
 DEFAULTS = TranscribeOptions()
 
@@ -235,7 +235,7 @@ def split_markers(args: tuple[str, ...], markers: tuple[str, ...]) -> dict[str, 
               help="Answer <none> below this audio-command cosine similarity.")
 @click.option("--acoustic-weight", type=float, default=CommandOptions.acoustic_weight, show_default=True,
               help="Weight of the recogniser's CTC likelihood of each command's spelling; 0 ignores it.")
-@click.option("--intent-from", type=click.Choice(["audio", "transcript", "both"]), default=CommandOptions.intent_from,
+@click.option("--intent-from", type=click.Choice(INTENT_SOURCES), default=CommandOptions.intent_from,
               show_default=True, help="Closed-set intents: the intent head, the transcript classifier on what the "
               "recogniser heard (with --decoder, --lm, ...), or both multiplied.")
 @decoding_options

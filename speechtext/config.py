@@ -210,6 +210,9 @@ class TranscribeOptions:
     num_threads: int = 0  # 0: torch's default
 
 
+INTENT_SOURCES = ("audio", "transcript", "both")
+
+
 @dataclass
 class CommandOptions:
     """Options of voice-command recognition and text search; the CLI's defaults come from here."""
@@ -219,7 +222,7 @@ class CommandOptions:
     # closed-set intents: the intent head (audio), the transcript intent classifier on what the
     # recogniser heard with the TranscribeOptions' decoder (transcript), or their posteriors multiplied
     # (both; a model saved without the transcript classifier uses the audio alone)
-    intent_from: str = "both"
+    intent_from: str = "both"  # one of INTENT_SOURCES
     shortlist: int = 50  # text search: candidates (half by the CTC best path's spelling, half by the shared space) re-scored in full
 
 

@@ -14,13 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import CommandOptions, TranscribeOptions
+from .config import INTENT_SOURCES, CommandOptions, TranscribeOptions
 from .models.model import ctc_log_likelihood
 from .recognition import check_options, decode_loaded
 from .runner import encode_loaded, normalise_inputs, run_batches
-
-
-INTENT_SOURCES = ("audio", "transcript", "both")
 
 
 class CommandError(ValueError):
