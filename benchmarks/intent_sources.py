@@ -2,8 +2,8 @@
 """Closed-set intents from the audio, the transcript or both: seconds and accuracy on one data dir.
 
 The peer is the intent head alone (``intent_from="audio"``, the answer before the transcript
-classifier), timed in the same process on the same files. Each source runs ``--repeats`` times after
-one warm-up; prints the median seconds, the ratio to the audio alone and the accuracy against the
+classifier), timed in the same process on the same files. After one warm-up the sources take turns,
+``--repeats`` rounds; prints the median seconds, the ratio to the audio alone and the accuracy against the
 data dir's ``utt2intent``. Run in a recipe directory after its stage 5, e.g.
 
     cd egs/synth_commands && python ../../benchmarks/intent_sources.py exp/train/final data/test_flite \\
@@ -18,16 +18,6 @@ import time
 import speechtext
 from speechtext.config import TranscribeOptions
 from speechtext.data import read_data_dir
-
-
-def timed(call, repeats: int):
-    """``(median seconds, last result)`` of ``repeats`` calls."""
-    seconds, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = call()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), result
 
 
 def main() -> None:
@@ -47,13 +37,18 @@ def main() -> None:
         runs.append(("both, joint + LM transcript",
                      {"options": TranscribeOptions(decoder="joint", beam_size=args.beam, lm=args.lm)}))
     model.classify_command(inputs, intent_from="audio")  # warm-up: threads, allocator, file cache
-    base = None
+    seconds, accuracy = {name: [] for name, _ in runs}, {}
+    for _ in range(args.repeats):  # the sources take turns, so that the VM's drift hits each alike
+        for name, kwargs in runs:
+            start = time.perf_counter()
+            results = model.classify_command(inputs, **kwargs)
+            seconds[name].append(time.perf_counter() - start)
+            accuracy[name] = 100 * sum(r.command == truth[r.id] for r in results) / len(results)
     print(f"{len(inputs)} files of {args.data_dir}, median of {args.repeats}")
-    for name, kwargs in runs:
-        seconds, results = timed(lambda: model.classify_command(inputs, **kwargs), args.repeats)
-        base = base or seconds
-        accuracy = 100 * sum(r.command == truth[r.id] for r in results) / len(results)
-        print(f"{name}: {seconds:.2f} s ({seconds / base:.2f}x the audio alone), intent accuracy {accuracy:.1f} %")
+    base = statistics.median(seconds[runs[0][0]])
+    for name, _ in runs:
+        median = statistics.median(seconds[name])
+        print(f"{name}: {median:.2f} s ({median / base:.2f}x the audio alone), intent accuracy {accuracy[name]:.1f} %")
 
 
 if __name__ == "__main__":
