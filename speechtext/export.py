@@ -18,8 +18,8 @@ Separate graphs, as icefall's and sherpa-onnx's exports split theirs:
 
 Batch, time, token and cache axes are dynamic. Everything needed to use the graphs rides in the
 recogniser's ONNX metadata (:data:`METADATA_KEYS`): the vocabularies (recogniser and text), intents
-and the transcript intent classifier, sample rate, frame hop and shift, waveform normalisation, the other graphs' file names, the
-shared space's scale, the format version. ``--quantize int8`` applies ONNX Runtime's dynamic
+and the transcript intent classifier, sample rate, frame hop and shift, waveform normalisation, the
+other graphs' file names, the shared space's scale, the format version. ``--quantize int8`` applies ONNX Runtime's dynamic
 quantization (int8 weights, activations quantized per call) to the matrix multiplications.
 """
 from __future__ import annotations

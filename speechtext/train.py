@@ -578,7 +578,6 @@ class Trainer:
         return final
 
 
-
 def train(config: Config, train_dir: str, valid_dir: str, out_dir: str, resume: bool = False) -> str | None:
     """Train a model; returns ``<out_dir>/final`` (``None`` on DDP ranks other than 0).
 
