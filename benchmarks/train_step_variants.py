@@ -21,22 +21,19 @@ import tempfile
 import time
 
 import torch
-import yaml
 
-from speechtext.config import load_config
+from speechtext.config import ConfigError, load_config, parse_overrides
 from speechtext.train import Trainer, train_mode
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
     """``"name: key=value, key=value"`` -> ``(name, overrides)``; values are read as YAML."""
     name, _, sets = text.partition(":")
-    overrides = {}
-    for item in filter(None, (part.strip() for part in sets.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise SystemExit(f"--variant {text!r}: expected key=value, got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return name.strip(), overrides
+    try:
+        return name.strip(), parse_overrides(filter(None, (part.strip() for part in sets.split(","))),
+                                             where=f"--variant {text!r}")
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .config import config_from_saved, config_to_dict, save_config
+from .config import config_from_saved, config_to_dict, read_yaml, save_config
 from .tokenizer import load_tokenizer
 
 FORMAT_VERSION = 1
@@ -117,10 +117,8 @@ def read_model_dir(path: str):
     if missing:
         raise CheckpointError(f"{path}: incomplete model directory, {', '.join(missing)} missing; copy the whole "
                               "directory that training wrote (or its packed archive)")
-    import yaml
-
     with open(os.path.join(path, "config.yaml"), encoding="utf-8") as handle:
-        config = config_from_saved(yaml.safe_load(handle), where=os.path.join(path, "config.yaml"))
+        config = config_from_saved(read_yaml(handle), where=os.path.join(path, "config.yaml"))
     return config, load_tokenizer(path), load_file(os.path.join(path, WEIGHTS_FILE))
 
 

@@ -188,20 +188,14 @@ def train(config_path, train_dir, valid_dir, out_dir, resume, resume_if_present,
     SIGTERM or SIGUSR1 stops it at the next step with last.pt written and exit status 75 (requeue,
     then --resume). Under torchrun, a checkpoint of N processes resumes on any number M: batches are
     global and split across the processes (speechtext.batching.EpochBatches)."""
-    import yaml
-
     from .checkpoint import CheckpointError
-    from .config import ConfigError, load_config
+    from .config import ConfigError, load_config, parse_overrides
     from .data import DataDirError
     from .train import PREEMPTED_EXIT, Preempted
     from .train import train as run_training
 
-    bad = [s for s in sets if "=" not in s]
-    if bad:
-        _fail(f"--set needs KEY=VALUE, got {bad[0]!r}")
     try:
-        overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in sets)}
-        config = load_config(config_path, overrides)
+        config = load_config(config_path, parse_overrides(sets))
         resume = resume or (resume_if_present and os.path.exists(os.path.join(out_dir, "last.pt")))
         final = run_training(config, train_dir, valid_dir, out_dir, resume=resume)
     except (ConfigError, DataDirError, CheckpointError) as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -323,11 +324,40 @@ def config_from_saved(values: dict, where: str) -> Config:
     return config_from_dict(values, where)
 
 
+class _YAMLLoader(yaml.SafeLoader):
+    """The safe loader (plain values only), also reading ``1e-3`` as a number: YAML 1.1 wants ``1.0e-3``,
+    so PyYAML alone gives the string '1e-3', which a number-typed key then rejects."""
+
+
+_YAMLLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                  list("-+0123456789"))
+
+
+def read_yaml(stream):
+    """A config's YAML text or open file -> plain values (mappings, lists, strings, numbers)."""
+    return yaml.load(stream, Loader=_YAMLLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def parse_overrides(items, where: str = "--set") -> dict:
+    """``["train.lr=1e-3", ...]`` -> ``{"train.lr": 0.001, ...}`` for :func:`load_config`: each item is split
+    at its first ``=`` and the value read as YAML (plain values only), as a config file's would be."""
+    overrides = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"{where}: expected KEY=VALUE (e.g. train.lr=1e-3), got {item!r}")
+        try:
+            overrides[key.strip()] = read_yaml(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where} {key.strip()}: the value is not valid YAML ({exc})") from exc
+    return overrides
+
+
 def load_config(path: str, overrides: dict | None = None) -> Config:
     """Read a YAML config (safe loader: plain values only) and apply dotted ``overrides``."""
     try:
         with open(path, encoding="utf-8") as handle:
-            values = yaml.safe_load(handle) or {}
+            values = read_yaml(handle) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     except OSError as exc:

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from speechtext.config import ConfigError, load_config
+from speechtext.config import ConfigError, load_config, parse_overrides
 from speechtext.tokenizer import CharTokenizer, PieceTokenizer, load_tokenizer
 
 
@@ -81,3 +81,19 @@ def test_config_overrides(tmp_path):
     good.write_text("model:\n  encoder:\n    preset: tiny\n")
     cfg = load_config(str(good), {"train.lr": 0.5, "model.encoder.overrides": {"hidden_size": 8}})
     assert cfg.train.lr == 0.5 and cfg.model.encoder.overrides == {"hidden_size": 8}
+
+
+def test_command_line_overrides_read_numbers_as_a_config_file_does(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("train:\n  lr: 1e-4\n  warmup_steps: 10\n")  # YAML 1.1 alone reads 1e-4 as a string
+    overrides = parse_overrides(["train.warmup_steps=20", "train.lr=1e-3", "model.encoder.overrides={hidden_size: 8}"])
+    assert overrides == {"train.warmup_steps": 20, "train.lr": 0.001, "model.encoder.overrides": {"hidden_size": 8}}
+    assert load_config(str(good)).train.lr == 1e-4
+    cfg = load_config(str(good), overrides)
+    assert (cfg.train.lr, cfg.train.warmup_steps, cfg.model.encoder.overrides) == (0.001, 20, {"hidden_size": 8})
+    assert parse_overrides(["data.dir=a=b", "train.amp=none"]) == {"data.dir": "a=b", "train.amp": "none"}
+    with pytest.raises(ConfigError, match=r"--set: expected KEY=VALUE .* got 'train.lr'"):
+        parse_overrides(["train.lr"])
+    with pytest.raises(ConfigError, match=r"--set train.lr: the value is not valid YAML"):
+        parse_overrides(["train.lr=[1, 2"])
+
