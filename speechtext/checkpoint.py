@@ -117,8 +117,9 @@ def read_model_dir(path: str):
     if missing:
         raise CheckpointError(f"{path}: incomplete model directory, {', '.join(missing)} missing; copy the whole "
                               "directory that training wrote (or its packed archive)")
-    with open(os.path.join(path, "config.yaml"), encoding="utf-8") as handle:
-        config = config_from_saved(read_yaml(handle), where=os.path.join(path, "config.yaml"))
+    config_path = os.path.join(path, "config.yaml")
+    with open(config_path, encoding="utf-8") as handle:
+        config = config_from_saved(read_yaml(handle, config_path), where=config_path)
     return config, load_tokenizer(path), load_file(os.path.join(path, WEIGHTS_FILE))
 
 

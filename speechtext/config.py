@@ -333,9 +333,13 @@ _YAMLLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?
                                   list("-+0123456789"))
 
 
-def read_yaml(stream):
-    """A config's YAML text or open file -> plain values (mappings, lists, strings, numbers)."""
-    return yaml.load(stream, Loader=_YAMLLoader)  # noqa: S506 - a SafeLoader subclass
+def read_yaml(stream, where: str):
+    """A config's YAML text or open file -> plain values (mappings, lists, strings, numbers); a
+    :class:`ConfigError` naming ``where`` if it is not YAML."""
+    try:
+        return yaml.load(stream, Loader=_YAMLLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
 
 
 def parse_overrides(items, where: str = "--set") -> dict:
@@ -346,10 +350,7 @@ def parse_overrides(items, where: str = "--set") -> dict:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise ConfigError(f"{where}: expected KEY=VALUE (e.g. train.lr=1e-3), got {item!r}")
-        try:
-            overrides[key.strip()] = read_yaml(value)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{where} {key.strip()}: the value is not valid YAML ({exc})") from exc
+        overrides[key.strip()] = read_yaml(value, f"{where} {key.strip()}")
     return overrides
 
 
@@ -357,9 +358,7 @@ def load_config(path: str, overrides: dict | None = None) -> Config:
     """Read a YAML config (safe loader: plain values only) and apply dotted ``overrides``."""
     try:
         with open(path, encoding="utf-8") as handle:
-            values = read_yaml(handle) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+            values = read_yaml(handle, path) or {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config ({exc.strerror})") from exc
     for dotted, value in (overrides or {}).items():

@@ -35,6 +35,16 @@ def test_training_writes_model_dir_log_and_curve(trained_model):
     assert "validation at step 6" in log and "averaged" in log
 
 
+def test_a_model_directory_with_a_broken_config_is_named(trained_model, tmp_path):
+    from speechtext.config import ConfigError
+
+    broken = tmp_path / "model"
+    shutil.copytree(trained_model, broken)
+    (broken / "config.yaml").write_text("model: [1, 2\n")
+    with pytest.raises(ConfigError, match=f"{broken / 'config.yaml'}: not valid YAML"):
+        read_model_dir(str(broken))
+
+
 def test_killed_run_resumes_exactly(speech_dir, tmp_path):
     conf = tmp_path / "c.yaml"
     save_config(tiny_config(max_steps=10), str(conf))
