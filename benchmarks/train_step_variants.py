@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 
 import torch
 
 from speechtext.config import ConfigError, load_config, parse_overrides
 from speechtext.train import Trainer, train_mode
+from train_step import step_seconds  # benchmarks/, this script's own folder
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -59,13 +59,9 @@ def main() -> None:
     for index in range(args.warmup + args.steps):
         batch = next(batches)
         for name, trainer in models.items():
-            start = time.perf_counter()
-            loss, _ = trainer.model(batch)
-            loss.backward()
-            trainer.optimizer.step()
-            trainer.optimizer.zero_grad()
+            seconds = step_seconds(trainer, batch)
             if index >= args.warmup:
-                times[name].append(time.perf_counter() - start)
+                times[name].append(seconds)
     base = times["recipe"]
     for name, seconds in times.items():
         ratios = [a / b for a, b in zip(seconds, base)]
